@@ -1,0 +1,31 @@
+"""vaelib: the small library behind the VAE notebook series.
+
+Read it after the notebooks, one module at a time:
+
+* ``data``   -- MNIST: a bundled offline subset, and the full set on request
+* ``models`` -- ``Autoencoder``, ``GaussianEncoder``, ``Decoder``, ``VAE``
+* ``losses`` -- reconstruction log-likelihoods, KL to N(0, I), negative ELBO, IWAE estimate
+* ``train``  -- ``fit`` and ``evaluate``
+* ``plots``  -- image grids, latent maps, loss curves
+* ``utils``  -- ``seed_everything``, checkpoints
+"""
+
+from . import data, losses, models, plots, train, utils
+from .data import load_mnist
+from .losses import (bernoulli_log_likelihood, gaussian_log_likelihood, iwae_log_likelihood,
+                     kl_to_standard_normal, negative_elbo)
+from .models import VAE, Autoencoder, Decoder, GaussianEncoder
+from .train import evaluate, fit, pick_device
+from .utils import load_checkpoint, save_checkpoint, seed_everything
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "data", "losses", "models", "plots", "train", "utils",
+    "load_mnist",
+    "bernoulli_log_likelihood", "gaussian_log_likelihood", "iwae_log_likelihood",
+    "kl_to_standard_normal", "negative_elbo",
+    "VAE", "Autoencoder", "Decoder", "GaussianEncoder",
+    "evaluate", "fit", "pick_device",
+    "load_checkpoint", "save_checkpoint", "seed_everything",
+]
