@@ -8,24 +8,27 @@ Read it after the notebooks, one module at a time:
 * ``train``  -- ``fit`` and ``evaluate``
 * ``plots``  -- image grids, latent maps, loss curves
 * ``utils``  -- ``seed_everything``, checkpoints
+* ``pretrained`` -- the checkpoints that ship with vaelib (trained in notebooks 01 and 05)
 """
 
-from . import data, losses, models, plots, train, utils
+from . import data, losses, models, plots, pretrained, train, utils
 from .data import load_mnist
 from .losses import (bernoulli_log_likelihood, gaussian_log_likelihood, iwae_log_likelihood,
                      kl_to_standard_normal, negative_elbo)
 from .models import VAE, Autoencoder, Decoder, GaussianEncoder
+from .pretrained import load_pretrained, pretrained_path
 from .train import evaluate, fit, pick_device
 from .utils import load_checkpoint, save_checkpoint, seed_everything
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "data", "losses", "models", "plots", "train", "utils",
+    "data", "losses", "models", "plots", "pretrained", "train", "utils",
     "load_mnist",
     "bernoulli_log_likelihood", "gaussian_log_likelihood", "iwae_log_likelihood",
     "kl_to_standard_normal", "negative_elbo",
     "VAE", "Autoencoder", "Decoder", "GaussianEncoder",
+    "load_pretrained", "pretrained_path",
     "evaluate", "fit", "pick_device",
     "load_checkpoint", "save_checkpoint", "seed_everything",
 ]
