@@ -18,7 +18,7 @@ from .losses import (bernoulli_log_likelihood, gaussian_log_likelihood, iwae_log
 from .models import VAE, Autoencoder, Decoder, GaussianEncoder
 from .pretrained import load_pretrained, pretrained_path
 from .train import evaluate, fit, pick_device
-from .utils import load_checkpoint, save_checkpoint, seed_everything
+from .utils import check_environment, load_checkpoint, save_checkpoint, seed_everything
 
 __version__ = "0.1.0"
 
@@ -30,5 +30,5 @@ __all__ = [
     "VAE", "Autoencoder", "Decoder", "GaussianEncoder",
     "load_pretrained", "pretrained_path",
     "evaluate", "fit", "pick_device",
-    "load_checkpoint", "save_checkpoint", "seed_everything",
+    "check_environment", "load_checkpoint", "save_checkpoint", "seed_everything",
 ]

@@ -90,3 +90,40 @@ def load_checkpoint(path, expect=None, map_location="cpu"):
         raise ValueError(f"{path} does not match a {name}({config}): {e}") from e
     model.extra = dict(checkpoint.get("extra", {}))
     return model.eval()
+
+
+def check_environment():
+    """What the series needs, and what this machine has.
+
+    Returns:
+        list of ``(name, version or None, advice)``: ``version`` is None when the package is
+        missing or too old, and ``advice`` says what to do about it.
+    """
+    import importlib
+    import platform
+    import sys
+
+    report = [("python", platform.python_version(),
+               "" if sys.version_info >= (3, 10) else "the series needs Python 3.10 or newer")]
+    needs = {"torch": "2.2", "numpy": "1.24", "matplotlib": "3.7", "tqdm": "4.66", "ipywidgets": "7.7.1"}
+    for name, minimum in needs.items():
+        try:
+            version = importlib.import_module(name).__version__
+        except ImportError:
+            report.append((name, None, f"missing: pip install '{name}>={minimum}'"))
+            continue
+        too_old = _version_tuple(version) < _version_tuple(minimum)
+        report.append((name, None if too_old else version,
+                       f"version {version} is too old: pip install -U '{name}>={minimum}'" if too_old else ""))
+    from .train import pick_device
+    report.append(("device", str(pick_device()), ""))
+    return report
+
+
+def _version_tuple(version):
+    """'2.13.0+cpu' -> (2, 13, 0)."""
+    parts = []
+    for piece in version.split("+")[0].split(".")[:3]:
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
