@@ -18,12 +18,12 @@ def _as_images(images):
 
 
 def image_grid(images, ncols=10, pad=1):
-    """Tile images into one array ``(rows * 29 - 1, ncols * 29 - 1)``, padded with white lines."""
+    """Tile images into one array ``(rows * (28 + pad) - pad, ncols * (28 + pad) - pad)``, gaps left blank (0)."""
     images = _as_images(images)
     n = len(images)
     nrows = max(1, -(-n // ncols))
     ncols = min(ncols, n) if n else ncols
-    grid = np.ones((nrows * (28 + pad) - pad, ncols * (28 + pad) - pad), dtype=np.float32)
+    grid = np.zeros((nrows * (28 + pad) - pad, ncols * (28 + pad) - pad), dtype=np.float32)
     for i, image in enumerate(images):
         r, c = divmod(i, ncols)
         grid[r * (28 + pad): r * (28 + pad) + 28, c * (28 + pad): c * (28 + pad) + 28] = image
