@@ -67,7 +67,7 @@ def sync_notebook(path, url):
         new[1]["execution_count"] = old[1]["execution_count"]
         new[1]["outputs"] = old[1]["outputs"]
     nb["cells"] = new + rest
-    text = json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
+    text = json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n"  # nbformat's layout
     if text != path.read_text():
         path.write_text(text)
         return True
@@ -82,7 +82,6 @@ def sync_readme(url):
     text = readme.read_text()
     new = re.sub(r"(mybinder\.org/v2/gh/)[\w.-]+/[\w.-]+(/)", rf"\g<1>{slug}\2", text)
     new = re.sub(r"(colab\.research\.google\.com/github/)[\w.-]+/[\w.-]+(/)", rf"\g<1>{slug}\2", new)
-    new = re.sub(r"https://github\.com/[\w.-]+/[\w.-]+(?=[\s)\"'`])", url, new)
     if new != text:
         readme.write_text(new)
         return True
