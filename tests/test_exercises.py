@@ -1,0 +1,114 @@
+"""Every exercise check passes a correct answer and names each classic mistake it promises to catch."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vaelib import exercises as ex
+
+
+def kl_terms(m, s):
+    return m**2 + s**2 - 1 - torch.log(s**2)
+
+
+def bce(x, l):
+    return F.binary_cross_entropy_with_logits(l, x, reduction="none").sum(-1)
+
+
+def kl(m, s):
+    return 0.5 * kl_terms(m, s).sum(-1)
+
+
+def t(steps):
+    return torch.linspace(0, 1, steps).unsqueeze(1)
+
+
+def not_done(*args):
+    raise NotImplementedError
+
+
+CASES = [
+    (ex.check_to_unit_range, lambda x: x.float() / 255, [
+        (lambda x: x.float() / 256, "divided by 256"),
+        (lambda x: x.float(), "still run up to 255"),
+        (lambda x: x // 255, "integer division"),
+    ]),
+    (ex.check_interpolate, lambda a, b, s: a + t(s) * (b - a), [
+        (lambda a, b, s: b + t(s) * (a - b), "backwards"),
+        (lambda a, b, s: a + torch.arange(s).unsqueeze(1) / s * (b - a), "one step short"),
+        (lambda a, b, s: t(s) * (b - a), "starts at the origin"),
+    ]),
+    (ex.check_sigma_from_logvar, lambda lv: torch.exp(0.5 * lv), [
+        (lambda lv: torch.exp(lv), "variance"),
+        (lambda lv: 0.5 * lv, "log sigma"),
+        (lambda lv: F.softplus(lv), "softplus"),
+    ]),
+    (ex.check_reparameterize, lambda m, s, e: m + s * e, [
+        (lambda m, s, e: m + s**2 * e, "variance"),
+        (lambda m, s, e: m, "ignores the noise"),
+        (lambda m, s, e: (m + s * e).detach(), "no gradient reaches"),
+        (lambda m, s, e: torch.normal(m.detach(), s.detach()) * 0 + (m + s * e).detach(), "no gradient reaches"),
+    ]),
+    (ex.check_kl, kl, [
+        (lambda m, s: kl_terms(m, s).sum(-1), "forget the 0.5"),
+        (lambda m, s: 0.5 * (m**2 + s - 1 - torch.log(s)).sum(-1), "sigma where the formula has the variance"),
+        (lambda m, s: 0.5 * kl_terms(m, s).mean(-1), "averaged over the latent"),
+        (lambda m, s: kl(m, s).mean(), "averaged over the batch"),
+        (lambda m, s: -kl(m, s), "wrong sign"),
+        (lambda m, s: 0.5 * (m**2 + s**2 - torch.log(s**2)).sum(-1), "forgot the -1"),
+    ]),
+    (ex.check_reconstruction_loss, bce, [
+        (lambda x, l: F.binary_cross_entropy_with_logits(l, x, reduction="none").mean(-1), "averaged over the pixels"),
+        (lambda x, l: bce(x, l).mean(), "averaged over the batch"),
+        (lambda x, l: -bce(x, l), "wrong sign"),
+        (lambda x, l: bce(x, torch.sigmoid(l)), "sigmoid"),
+    ]),
+    (ex.check_negative_elbo, lambda x, l, m, s, b: bce(x, l) + b * kl(m, s), [
+        (lambda x, l, m, s, b: b * bce(x, l) + kl(m, s), "beta weights the wrong term"),
+        (lambda x, l, m, s, b: bce(x, l) - b * kl(m, s), "subtracted the KL"),
+        (lambda x, l, m, s, b: bce(x, l) / 784 + b * kl(m, s), "averaged the reconstruction"),
+        (lambda x, l, m, s, b: bce(x, l), "KL term is missing"),
+    ]),
+    (ex.check_to_uint8, lambda p: (p * 255).round().to(torch.uint8).view(-1, 28, 28), [
+        (lambda p: (p * 255).to(torch.uint8).view(-1, 28, 28), "truncated"),
+        (lambda p: p.to(torch.uint8).view(-1, 28, 28), "not scaled"),
+        (lambda p: (p * 255).round().to(torch.uint8), "still flat"),
+        (lambda p: (p * 255).round().view(-1, 28, 28), "dtype"),
+    ]),
+]
+
+
+@pytest.mark.parametrize("check, correct, mistakes", CASES, ids=[c[0].__name__ for c in CASES])
+def test_check_passes_correct_answer_and_names_each_mistake(check, correct, mistakes, capsys):
+    assert check(correct) is True
+    assert "Correct!" in capsys.readouterr().out
+    for wrong, phrase in mistakes:
+        assert check(wrong) is False
+        out = capsys.readouterr().out
+        assert phrase in out, f"{check.__name__} should name '{phrase}', said: {out}"
+        assert "Hint" in out or "expected" in out
+
+
+@pytest.mark.parametrize("check", [c[0] for c in CASES], ids=[c[0].__name__ for c in CASES])
+def test_unfinished_and_crashing_answers_get_plain_messages(check, capsys):
+    assert check(not_done) is False
+    assert "Not done yet" in capsys.readouterr().out
+
+    def crashes(*args):
+        raise RuntimeError("boom")
+    assert check(crashes) is False
+    assert "raised RuntimeError: boom" in capsys.readouterr().out
+    assert check(lambda *args: 3.0) is False
+    assert "expected a tensor" in capsys.readouterr().out
+
+
+def test_checks_do_not_touch_the_global_random_state():
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    ex.check_kl(kl)
+    torch.testing.assert_close(torch.rand(3), expected)
+
+
+def test_every_notebook_has_checks():
+    assert sorted(ex.CHECKS) == ["00", "01", "02", "03", "04", "05", "06"]

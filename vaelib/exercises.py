@@ -1,0 +1,233 @@
+"""Checks for the exercises at the end of each notebook.
+
+Each ``check_...(answer)`` takes the function you wrote, runs it on fresh random inputs, and
+compares it with the correct result. It prints, in plain words, whether you are right; when you
+are not, it recognizes the classic mistakes by name and gives a hint, never the solution.
+It returns ``True`` when your answer is right, so ``assert check_kl(my_kl)`` works too.
+"""
+
+import torch
+import torch.nn.functional as F
+
+from .losses import bernoulli_log_likelihood, kl_to_standard_normal
+
+
+def _inputs(seed, *shapes, positive=()):
+    """Reproducible random tensors (a private generator: the notebook's own RNG is untouched)."""
+    g = torch.Generator().manual_seed(seed)
+    tensors = []
+    for i, shape in enumerate(shapes):
+        t = torch.randn(shape, generator=g)
+        tensors.append(0.3 + torch.rand(shape, generator=g) * 1.5 if i in positive else t)
+    return tensors
+
+
+def _same(a, b):
+    return torch.is_tensor(a) and a.shape == b.shape and torch.allclose(a.double(), b.double(), rtol=1e-4, atol=1e-5)
+
+
+def _sentence(text):
+    return text if text.endswith(("?", ".")) else text + "."
+
+
+def _check(answer, what, cases, expected, mistakes, shape_hint, dtype=None):
+    """Run ``answer`` on each argument tuple of ``cases``; compare with ``expected``; name ``mistakes``.
+
+    Args:
+        mistakes: list of ``(wrong_function, what_went_wrong, hint)``.
+    """
+    try:
+        results = [answer(*args) for args in cases]
+    except NotImplementedError:
+        print(f"Not done yet: write your {what} where it says YOUR CODE HERE, then run this cell again.")
+        return False
+    except Exception as e:  # show the student's own error plainly, not a traceback
+        print(f"Your {what} raised {type(e).__name__}: {e}")
+        return False
+    for args, result in zip(cases, results):
+        want = expected(*args)
+        if not torch.is_tensor(result):
+            print(f"Your {what} returned a {type(result).__name__}; expected a tensor {shape_hint}.")
+            return False
+        if dtype is not None and result.dtype != dtype:
+            print(f"Not quite: your {what} has dtype {result.dtype}; expected {dtype}.")
+            return False
+        if _same(result, want):
+            continue
+        for wrong, mistake, hint in mistakes:
+            if _same(result, wrong(*args)):
+                print(f"Not quite: {mistake}. Hint: {_sentence(hint)}")
+                return False
+        if result.shape != want.shape:
+            print(f"Your {what} returned shape {tuple(result.shape)}; expected {tuple(want.shape)} {shape_hint}.")
+        else:
+            print(f"Not quite: your {what} has the right shape but different values. "
+                  "Check each term against the formula in the notebook.")
+        return False
+    print(f"Correct! Your {what} matches vaelib on {len(cases)} sets of fresh inputs.")
+    return True
+
+
+# 00 · welcome -------------------------------------------------------------------------------
+
+def check_to_unit_range(answer):
+    """``answer(images)``: uint8 images ``(N, 28, 28)`` in 0..255 -> float32 in [0, 1]."""
+    cases = [(torch.randint(0, 256, (n, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(n)),)
+             for n in (3, 8)]
+    mistakes = [
+        (lambda x: x.float() / 256, "you divided by 256, so white is 0.996, not 1",
+         "the largest uint8 value is 255"),
+        (lambda x: x.float(), "the values still run up to 255", "divide by the largest possible value"),
+        (lambda x: x // 255, "integer division turned almost every pixel into 0",
+         "convert to float before dividing"),
+    ]
+    return _check(answer, "conversion", cases, lambda x: x.float() / 255, mistakes, "of floats, same shape")
+
+
+# 01 · autoencoder ---------------------------------------------------------------------------
+
+def check_interpolate(answer):
+    """``answer(z_a, z_b, steps)``: codes ``(d,)`` -> ``(steps, d)``, from z_a to z_b inclusive, evenly spaced."""
+    cases = [(*_inputs(1, (2,), (2,)), 7), (*_inputs(2, (5,), (5,)), 4)]
+    t = lambda steps: torch.linspace(0, 1, steps).unsqueeze(1)  # noqa: E731
+    mistakes = [
+        (lambda a, b, s: (1 - t(s)) * b + t(s) * a, "your line runs backwards, from z_b to z_a",
+         "at t = 0 you should be at z_a"),
+        (lambda a, b, s: a + torch.arange(s).unsqueeze(1) / s * (b - a), "the line stops one step short of z_b",
+         "the last point must be exactly z_b: divide by steps - 1"),
+        (lambda a, b, s: t(s) * (b - a), "the line starts at the origin, not at z_a", "add z_a back"),
+    ]
+    return _check(answer, "interpolation", cases, lambda a, b, s: a + t(s) * (b - a), mistakes,
+                  "(steps, latent_dim)")
+
+
+# 02 · Gaussian encoder ----------------------------------------------------------------------
+
+def check_sigma_from_logvar(answer):
+    """``answer(logvar)``: log-variances -> standard deviations, same shape."""
+    cases = _inputs(3, (4, 2)), _inputs(4, (16, 5))
+    mistakes = [
+        (lambda lv: torch.exp(lv), "that is the variance sigma^2, not the standard deviation sigma",
+         "a square root is a power of one half: where does the 0.5 go?"),
+        (lambda lv: torch.exp(2 * lv), "you doubled the log instead of halving it",
+         "sigma = sqrt(sigma^2), so the log is halved"),
+        (lambda lv: 0.5 * lv, "that is log sigma, not sigma", "undo the logarithm"),
+        (lambda lv: F.softplus(lv), "that is the softplus head, not the log-variance head",
+         "this head predicts log sigma^2"),
+    ]
+    return _check(answer, "standard deviation", cases, lambda lv: torch.exp(0.5 * lv), mistakes, "(same shape)")
+
+
+# 03 · reparameterization --------------------------------------------------------------------
+
+def check_reparameterize(answer):
+    """``answer(mu, sigma, eps)``: -> ``z = mu + sigma * eps``, with gradients reaching mu and sigma."""
+    cases = [_inputs(5, (4, 2), (4, 2), (4, 2), positive=(1,)), _inputs(6, (8, 3), (8, 3), (8, 3), positive=(1,))]
+    mistakes = [
+        (lambda m, s, e: m + s**2 * e, "you scaled the noise by the variance sigma^2",
+         "eps has standard deviation 1; what scales a standard deviation?"),
+        (lambda m, s, e: m, "z ignores the noise: it is just mu", "a sample must vary with eps"),
+        (lambda m, s, e: s * e, "z is not centred on mu", "shift the scaled noise"),
+        (lambda m, s, e: m + torch.sqrt(s) * e, "you took the square root of sigma, which is already a standard deviation",
+         "sigma is not a variance here"),
+    ]
+    mu, sigma, eps = (t.clone().requires_grad_(i < 2) for i, t in enumerate(cases[0]))
+    try:
+        z = answer(mu, sigma, eps)
+    except Exception:
+        z = None  # _check below reports it
+    if torch.is_tensor(z) and z.shape == mu.shape and not z.requires_grad:
+        print("Not quite: no gradient reaches mu and sigma (did you detach, use .data, or sample with "
+              "torch.normal?). Hint: build z from mu and sigma with + and *.")
+        return False
+    return _check(answer, "sample", cases, lambda m, s, e: m + s * e, mistakes, "(batch, latent_dim)")
+
+
+# 04 · ELBO ----------------------------------------------------------------------------------
+
+def check_kl(answer):
+    """``answer(mu, sigma)``: ``(batch, d)`` each -> ``(batch,)`` KL(N(mu, sigma^2) || N(0, I)) in nats."""
+    cases = [_inputs(7, (4, 2), (4, 2), positive=(1,)), _inputs(8, (16, 5), (16, 5), positive=(1,))]
+    terms = lambda m, s: m**2 + s**2 - 1 - torch.log(s**2)  # noqa: E731
+    mistakes = [
+        (lambda m, s: terms(m, s).sum(-1), "your KL is exactly twice the right value",
+         "did you forget the 0.5 in front?"),
+        (lambda m, s: 0.5 * (m**2 + s - 1 - torch.log(s)).sum(-1),
+         "you used sigma where the formula has the variance sigma^2",
+         "the encoder gives a standard deviation; square it where the formula needs a variance"),
+        (lambda m, s: 0.5 * terms(m, s).mean(-1), "you averaged over the latent dimensions",
+         "the KL of independent dimensions is the sum of their KLs"),
+        (lambda m, s: 0.5 * terms(m, s).sum(-1).mean(), "you averaged over the batch too",
+         "return one KL per example, shape (batch,)"),
+        (lambda m, s: -0.5 * terms(m, s).sum(-1), "your KL has the wrong sign", "a KL divergence is never negative"),
+        (lambda m, s: 0.5 * (m**2 + s**2 - torch.log(s**2)).sum(-1), "you forgot the -1",
+         "check: mu = 0, sigma = 1 must give KL = 0"),
+    ]
+    return _check(answer, "KL", cases, kl_to_standard_normal, mistakes, "(batch,): one KL per example")
+
+
+def check_reconstruction_loss(answer):
+    """``answer(x, logits)``: ``(batch, 784)`` each -> ``(batch,)`` -log p(x | z), Bernoulli, in nats."""
+    def case(seed, n):
+        g = torch.Generator().manual_seed(seed)
+        return torch.rand(n, 784, generator=g).round(), 3 * torch.randn(n, 784, generator=g)
+    cases = [case(9, 4), case(10, 16)]
+    correct = lambda x, l: -bernoulli_log_likelihood(x, l)  # noqa: E731
+    mistakes = [
+        (lambda x, l: correct(x, l) / 784, "you averaged over the pixels instead of summing",
+         "averaging divides the likelihood by 784, which is the same as multiplying the KL's weight by 784"),
+        (lambda x, l: correct(x, l).mean(), "you averaged over the batch too", "return one loss per example"),
+        (lambda x, l: F.binary_cross_entropy_with_logits(l, x), "you averaged over everything",
+         "use reduction='none', then sum over pixels"),
+        (lambda x, l: -correct(x, l), "your loss has the wrong sign", "a loss to minimize is minus the log-likelihood"),
+        (lambda x, l: F.binary_cross_entropy_with_logits(torch.sigmoid(l), x, reduction="none").sum(-1),
+         "you applied a sigmoid before a loss that expects logits", "the decoder's output already are logits"),
+    ]
+    return _check(answer, "reconstruction loss", cases, correct, mistakes, "(batch,): one loss per example")
+
+
+# 05 · training ------------------------------------------------------------------------------
+
+def check_negative_elbo(answer):
+    """``answer(x, logits, mu, sigma, beta)`` -> ``(batch,)`` reconstruction loss + beta * KL, in nats."""
+    def case(seed, n, beta):
+        g = torch.Generator().manual_seed(seed)
+        return (torch.rand(n, 784, generator=g).round(), 3 * torch.randn(n, 784, generator=g),
+                torch.randn(n, 2, generator=g), 0.2 + torch.rand(n, 2, generator=g), beta)
+    cases = [case(11, 4, 1.0), case(12, 8, 4.0)]
+    recon = lambda x, l: -bernoulli_log_likelihood(x, l)  # noqa: E731
+    correct = lambda x, l, m, s, b: recon(x, l) + b * kl_to_standard_normal(m, s)  # noqa: E731
+    mistakes = [
+        (lambda x, l, m, s, b: b * recon(x, l) + kl_to_standard_normal(m, s), "beta weights the wrong term",
+         "beta multiplies the KL"),
+        (lambda x, l, m, s, b: recon(x, l) - b * kl_to_standard_normal(m, s), "you subtracted the KL",
+         "the ELBO subtracts it, so its negative adds it"),
+        (lambda x, l, m, s, b: recon(x, l) / 784 + b * kl_to_standard_normal(m, s),
+         "you averaged the reconstruction over the pixels", "sum over pixels: 784 independent Bernoullis"),
+        (lambda x, l, m, s, b: recon(x, l), "the KL term is missing", "loss = reconstruction + beta * KL"),
+    ]
+    return _check(answer, "negative ELBO", cases, correct, mistakes, "(batch,): one loss per example")
+
+
+# 06 · latent explorer -----------------------------------------------------------------------
+
+def check_to_uint8(answer):
+    """``answer(probs)``: pixel values ``(N, 784)`` in [0, 1] -> uint8 images ``(N, 28, 28)`` in 0..255, rounded."""
+    cases = [(torch.rand(3, 784, generator=torch.Generator().manual_seed(13)),),
+             (torch.rand(5, 784, generator=torch.Generator().manual_seed(14)),)]
+    correct = lambda p: (p * 255).round().to(torch.uint8).view(-1, 28, 28)  # noqa: E731
+    mistakes = [
+        (lambda p: (p * 255).to(torch.uint8).view(-1, 28, 28), "you truncated instead of rounding",
+         "0.999 * 255 should become 255, not 254"),
+        (lambda p: p.to(torch.uint8).view(-1, 28, 28), "the values were not scaled to 0..255",
+         "uint8 pixels run from 0 to 255"),
+        (lambda p: (p * 255).round().to(torch.uint8), "the images are still flat", "reshape to (N, 28, 28)"),
+    ]
+    return _check(answer, "conversion", cases, correct, mistakes, "(N, 28, 28)", dtype=torch.uint8)
+
+
+CHECKS = {
+    "00": [check_to_unit_range], "01": [check_interpolate], "02": [check_sigma_from_logvar],
+    "03": [check_reparameterize], "04": [check_kl, check_reconstruction_loss],
+    "05": [check_negative_elbo], "06": [check_to_uint8],
+}
