@@ -1,0 +1,149 @@
+"""The ways into the series: README commands, CI, Colab badges and set-up cells, Binder, slides."""
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+from IPython.core.inputtransformer2 import TransformerManager
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+sys.path.insert(0, str(ROOT / "scripts"))
+from sync_launch_cells import repository_url  # noqa: E402
+
+URL = repository_url()
+SLUG = URL.removeprefix("https://github.com/")
+
+
+def cells(path):
+    return json.loads(path.read_text())["cells"]
+
+
+def source(cell):
+    return "".join(cell["source"])
+
+
+def tagged(path, tag):
+    found = [c for c in cells(path) if tag in c.get("metadata", {}).get("tags", [])]
+    assert len(found) == 1, f"{path.name}: expected one cell tagged {tag!r}, found {len(found)}"
+    return found[0]
+
+
+def test_there_are_notebooks():
+    assert [p.name[:2] for p in NOTEBOOKS][:7] == ["00", "01", "02", "03", "04", "05", "06"][:len(NOTEBOOKS)]
+    assert NOTEBOOKS
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_opens_with_its_colab_badge_and_guarded_setup(path):
+    first, second = cells(path)[:2]
+    assert first is not None and "launch-badge" in first["metadata"]["tags"]
+    link = f"https://colab.research.google.com/github/{SLUG}/blob/main/notebooks/{path.name}"
+    assert f"]({link})" in source(first) and "colab-badge.svg" in source(first)
+    assert "colab-setup" in second["metadata"]["tags"] and second["cell_type"] == "code"
+    assert f'"vaelib @ git+{URL}"' in source(second)
+    assert second["outputs"] == [], "outside Colab the set-up cell must print nothing"
+
+
+def run_setup_cell(path, on_colab):
+    """Execute the set-up cell's code with a stand-in IPython that records magics."""
+    calls = []
+
+    class FakeIPython:
+        def run_line_magic(self, name, line, *args):
+            calls.append((name, line))
+
+    code = TransformerManager().transform_cell(source(tagged(path, "colab-setup")))
+    saved = sys.modules.get("google.colab")
+    try:
+        if on_colab:
+            sys.modules["google.colab"] = object()
+        else:
+            sys.modules.pop("google.colab", None)
+        exec(code, {"get_ipython": FakeIPython})
+    finally:
+        if saved is not None:
+            sys.modules["google.colab"] = saved
+        else:
+            sys.modules.pop("google.colab", None)
+    return calls
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_setup_cell_does_nothing_outside_colab_and_installs_only_vaelib_on_colab(path):
+    assert run_setup_cell(path, on_colab=False) == []
+    (magic, line), = run_setup_cell(path, on_colab=True)
+    assert magic == "pip" and "--no-deps" in line and "install" in line
+    for keep in ("torch", "numpy", "ipywidgets"):
+        assert keep not in line.replace("vaelib", ""), f"the Colab cell must not reinstall {keep}"
+
+
+def test_repository_url_is_the_same_everywhere():
+    readme = (ROOT / "README.md").read_text()
+    slugs = set(re.findall(r"mybinder\.org/v2/gh/([\w.-]+/[\w.-]+)/", readme))
+    slugs |= set(re.findall(r"colab\.research\.google\.com/github/([\w.-]+/[\w.-]+)/", readme))
+    for path in NOTEBOOKS:
+        text = path.read_text()
+        slugs |= set(re.findall(r"colab\.research\.google\.com/github/([\w.-]+/[\w.-]+)/", text))
+        slugs |= set(re.findall(r"git\+https://github\.com/([\w.-]+/[\w.-]+?)\\?\"", text))
+    assert slugs == {SLUG}
+
+
+def test_readme_has_binder_badge_opening_the_welcome_notebook():
+    readme = (ROOT / "README.md").read_text()
+    assert f"https://mybinder.org/v2/gh/{SLUG}/HEAD?labpath=notebooks%2F00_welcome.ipynb" in readme
+    assert "https://mybinder.org/badge_logo.svg" in readme
+
+
+def package_names(lines, rename):
+    names = set()
+    for line in lines:
+        line = line.split("#")[0].strip().lstrip("- ").strip()
+        match = re.match(r"([A-Za-z][\w.-]*)", line)
+        if match and match.group(1) not in ("pip", "python", "name", "channels", "dependencies", "conda-forge", "nodefaults"):
+            names.add(rename.get(match.group(1).lower(), match.group(1).lower()))
+    return names
+
+
+def test_environment_yml_and_requirements_name_the_same_packages():
+    conda_to_pip = {"pytorch-cpu": "torch", "matplotlib-base": "matplotlib"}
+    env = (ROOT / "environment.yml").read_text().split("dependencies:", 1)[1].split("- pip:")[0]
+    reqs = (ROOT / "requirements.txt").read_text().splitlines()
+    assert package_names(env.splitlines(), conda_to_pip) == package_names(reqs, {})
+    assert "pytorch-cpu" in env, "Binder must get the CPU-only build"
+    assert "conda-forge" in (ROOT / "environment.yml").read_text()
+
+
+def readme_commands():
+    block = re.search(r"## Quick start.*?```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.S).group(1)
+    return [line.split("#")[0].strip() for line in block.strip().splitlines()]
+
+
+def test_readme_gives_install_open_and_test_commands_and_ci_runs_them():
+    install, open_, test = readme_commands()
+    assert install.startswith("pip install") and open_.startswith("jupyter lab") and test == "pytest"
+    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert install in ci and test in ci
+    assert ci.index("pip install torch==2.13.0") < ci.index(install) < ci.index(test)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_cell_has_slide_metadata_and_solutions_are_hidden(path):
+    for cell in cells(path):
+        kind = cell["metadata"].get("slideshow", {}).get("slide_type")
+        assert kind in ("slide", "subslide", "fragment", "skip", "notes", "-"), source(cell)[:60]
+        if "solution" in cell["metadata"].get("tags", []):
+            assert kind == "skip"
+    assert cells(path)[2]["metadata"]["slideshow"]["slide_type"] == "slide", "the title opens the deck"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_exports_as_slides(path, tmp_path):
+    from nbconvert import SlidesExporter
+
+    html, _ = SlidesExporter(reveal_url_prefix="reveal.js").from_filename(str(path))
+    slides = sum(c["metadata"]["slideshow"]["slide_type"] == "slide" for c in cells(path))
+    assert html.count("<section") >= slides > 1
+    (tmp_path / path.with_suffix(".slides.html").name).write_text(html)
