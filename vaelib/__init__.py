@@ -10,9 +10,10 @@ Read it after the notebooks, one module at a time:
 * ``utils``  -- ``seed_everything``, checkpoints
 * ``exercises`` -- the checks of each notebook's exercises
 * ``pretrained`` -- the checkpoints that ship with vaelib (trained in notebooks 01 and 05)
+* ``widgets`` -- the live latent explorer of notebook 06: sliders -> decoded digits as PNG bytes
 """
 
-from . import data, exercises, losses, models, plots, pretrained, train, utils
+from . import data, exercises, losses, models, plots, pretrained, train, utils, widgets
 from .data import load_mnist
 from .losses import (bernoulli_log_likelihood, gaussian_log_likelihood, iwae_log_likelihood,
                      kl_to_standard_normal, negative_elbo)
@@ -24,7 +25,7 @@ from .utils import check_environment, load_checkpoint, save_checkpoint, seed_eve
 __version__ = "0.1.0"
 
 __all__ = [
-    "data", "exercises", "losses", "models", "plots", "pretrained", "train", "utils",
+    "data", "exercises", "losses", "models", "plots", "pretrained", "train", "utils", "widgets",
     "load_mnist",
     "bernoulli_log_likelihood", "gaussian_log_likelihood", "iwae_log_likelihood",
     "kl_to_standard_normal", "negative_elbo",
