@@ -14,7 +14,7 @@ Read it after the notebooks, one module at a time:
 """
 
 from . import data, exercises, losses, models, plots, pretrained, train, utils, widgets
-from .data import load_mnist
+from .data import load_fashion_mnist, load_mnist
 from .losses import (bernoulli_log_likelihood, gaussian_log_likelihood, iwae_log_likelihood,
                      kl_to_standard_normal, negative_elbo)
 from .models import VAE, Autoencoder, Decoder, GaussianEncoder
@@ -26,7 +26,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "data", "exercises", "losses", "models", "plots", "pretrained", "train", "utils", "widgets",
-    "load_mnist",
+    "load_fashion_mnist", "load_mnist",
     "bernoulli_log_likelihood", "gaussian_log_likelihood", "iwae_log_likelihood",
     "kl_to_standard_normal", "negative_elbo",
     "VAE", "Autoencoder", "Decoder", "GaussianEncoder",

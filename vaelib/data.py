@@ -1,4 +1,4 @@
-"""MNIST for the notebooks: a bundled offline subset, and the full set on request.
+"""MNIST (and Fashion-MNIST) for the notebooks: a bundled offline subset, and the full set on request.
 
 Two sources:
 
@@ -12,6 +12,11 @@ Two sources:
   test images) from the usual mirrors, checks each against its published MD5, and caches them.
 
 Images come back as float32 in [0, 1], flat ``(N, 784)`` or as ``(N, 1, 28, 28)``; labels as int64.
+
+:func:`load_fashion_mnist` does the same for Fashion-MNIST (Zalando; 28 x 28 grey images of ten
+kinds of clothing, in the same file format): its bundled subset holds 5,000 training images
+(500 a class) from the official training set and 1,000 test images (100 a class) from the
+official test set, built by ``scripts/make_mnist_subset.py --fashion``.
 """
 
 import gzip
@@ -53,9 +58,25 @@ MNIST_MD5 = {
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-def default_cache_dir():
-    """Where ``source="full"`` keeps its downloads: ``$VAELIB_DATA`` or ``~/.cache/vaelib/mnist``."""
-    return Path(os.environ.get("VAELIB_DATA", Path.home() / ".cache" / "vaelib" / "mnist"))
+FASHION_BUNDLED_FILE = ASSETS / "fashion_mnist_subset.npz"
+FASHION_BUNDLED_SHA256 = "9d50bedfa013b1f55cd57dc66470abf5da8e96c7a97dc9caacf5842c41e8b7dc"
+FASHION_MIRRORS = (
+    "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+    "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+)
+FASHION_MD5 = {  # as published by Zalando
+    "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+    "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+    "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+    "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+}
+FASHION_CLASSES = ("T-shirt/top", "trouser", "pullover", "dress", "coat",
+                   "sandal", "shirt", "sneaker", "bag", "ankle boot")
+
+
+def default_cache_dir(dataset="mnist"):
+    """Where ``source="full"`` keeps its downloads: ``$VAELIB_DATA`` or ``~/.cache/vaelib``, then the dataset's name."""
+    return Path(os.environ.get("VAELIB_DATA", Path.home() / ".cache" / "vaelib")) / dataset
 
 
 def load_mnist(split="train", source="bundled", flatten=True, cache_dir=None, mirrors=MIRRORS):
@@ -72,15 +93,28 @@ def load_mnist(split="train", source="bundled", flatten=True, cache_dir=None, mi
     Returns:
         ``(images, labels)``: float32 images in [0, 1] and int64 labels in 0..9.
     """
+    return _load(split, source, flatten, cache_dir, mirrors, "mnist", BUNDLED_FILE, BUNDLED_SHA256, MNIST_MD5)
+
+
+def load_fashion_mnist(split="train", source="bundled", flatten=True, cache_dir=None, mirrors=FASHION_MIRRORS):
+    """Load Fashion-MNIST images and labels, exactly as :func:`load_mnist` loads digits.
+
+    Bundled: 5,000 train / 1,000 test images; full: 60,000 / 10,000. Class names: ``FASHION_CLASSES``.
+    """
+    return _load(split, source, flatten, cache_dir, mirrors, "fashion-mnist",
+                 FASHION_BUNDLED_FILE, FASHION_BUNDLED_SHA256, FASHION_MD5)
+
+
+def _load(split, source, flatten, cache_dir, mirrors, dataset, bundled_file, bundled_sha256, md5):
     if split not in ("train", "test"):
         raise ValueError(f'split must be "train" or "test", got {split!r}')
     if source == "bundled":
-        images, labels = _read_bundled(split)
+        images, labels = _read_bundled(split, bundled_file, bundled_sha256)
     elif source == "full":
-        folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        folder = Path(cache_dir) if cache_dir is not None else default_cache_dir(dataset)
         image_file, label_file = MNIST_FILES[split]
-        images = read_idx(download(image_file, folder, mirrors))
-        labels = read_idx(download(label_file, folder, mirrors))
+        images = read_idx(download(image_file, folder, mirrors, md5[image_file]))
+        labels = read_idx(download(label_file, folder, mirrors, md5[label_file]))
         if images.shape[0] != labels.shape[0]:
             raise ValueError(f"{image_file} holds {images.shape[0]} images but {label_file} "
                              f"holds {labels.shape[0]} labels")
@@ -96,15 +130,15 @@ def to_tensors(images, labels, flatten=True):
     return x, torch.from_numpy(np.asarray(labels, dtype=np.int64))
 
 
-def _read_bundled(split):
-    if not BUNDLED_FILE.exists():
-        raise FileNotFoundError(f"the bundled MNIST subset is missing: {BUNDLED_FILE}; "
+def _read_bundled(split, path, sha256):
+    if not path.exists():
+        raise FileNotFoundError(f"the bundled subset is missing: {path}; "
                                 "reinstall vaelib or run scripts/make_mnist_subset.py")
-    raw = BUNDLED_FILE.read_bytes()
+    raw = path.read_bytes()
     digest = hashlib.sha256(raw).hexdigest()
-    if digest != BUNDLED_SHA256:
-        raise ValueError(f"{BUNDLED_FILE} is damaged or was changed: SHA-256 {digest}, "
-                         f"expected {BUNDLED_SHA256}; reinstall vaelib")
+    if digest != sha256:
+        raise ValueError(f"{path} is damaged or was changed: SHA-256 {digest}, "
+                         f"expected {sha256}; reinstall vaelib")
     with np.load(io.BytesIO(raw)) as archive:
         return archive[f"{split}_images"], archive[f"{split}_labels"]
 
