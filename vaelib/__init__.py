@@ -3,7 +3,7 @@
 Read it after the notebooks, one module at a time:
 
 * ``data``   -- MNIST: a bundled offline subset, and the full set on request
-* ``models`` -- ``Autoencoder``, ``GaussianEncoder``, ``Decoder``, ``VAE``
+* ``models`` -- ``Autoencoder``, ``GaussianEncoder``, ``Decoder``, ``VAE``, ``ConvVAE``, ``ConditionalVAE``
 * ``losses`` -- reconstruction log-likelihoods, KL to N(0, I), negative ELBO, IWAE estimate
 * ``train``  -- ``fit`` and ``evaluate``
 * ``plots``  -- image grids, latent maps, loss curves
@@ -17,7 +17,7 @@ from . import data, exercises, losses, models, plots, pretrained, train, utils, 
 from .data import load_fashion_mnist, load_mnist
 from .losses import (bernoulli_log_likelihood, gaussian_log_likelihood, iwae_log_likelihood,
                      kl_to_standard_normal, negative_elbo)
-from .models import VAE, Autoencoder, Decoder, GaussianEncoder
+from .models import VAE, Autoencoder, ConditionalVAE, ConvVAE, Decoder, GaussianEncoder
 from .pretrained import load_pretrained, pretrained_path
 from .train import evaluate, fit, pick_device
 from .utils import check_environment, load_checkpoint, save_checkpoint, seed_everything
@@ -29,7 +29,7 @@ __all__ = [
     "load_fashion_mnist", "load_mnist",
     "bernoulli_log_likelihood", "gaussian_log_likelihood", "iwae_log_likelihood",
     "kl_to_standard_normal", "negative_elbo",
-    "VAE", "Autoencoder", "Decoder", "GaussianEncoder",
+    "VAE", "Autoencoder", "ConditionalVAE", "ConvVAE", "Decoder", "GaussianEncoder",
     "load_pretrained", "pretrained_path",
     "evaluate", "fit", "pick_device",
     "check_environment", "load_checkpoint", "save_checkpoint", "seed_everything",

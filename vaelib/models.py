@@ -208,3 +208,145 @@ class VAE(nn.Module):
             raise ValueError(f"need n >= 1 and temperature >= 0, got n={n}, temperature={temperature}")
         device = next(self.parameters()).device
         return self.decode_images(temperature * torch.randn(n, self.latent_dim, device=device))
+
+
+class ConvGaussianEncoder(nn.Module):
+    """Convolutional q(z | x): two stride-2 convolutions (28 -> 14 -> 7), then the two linear heads.
+
+    Input ``(batch, 784)`` or ``(batch, 1, 28, 28)``; returns ``(mu, sigma)``, each ``(batch, latent_dim)``.
+    """
+
+    def __init__(self, latent_dim=20, channels=(32, 64), head="softplus"):
+        super().__init__()
+        _check_choice("head", head, HEADS)
+        c1, c2 = channels
+        self.head = head
+        self.body = nn.Sequential(
+            nn.Conv2d(1, c1, 4, stride=2, padding=1), nn.ReLU(),    # (batch, c1, 14, 14)
+            nn.Conv2d(c1, c2, 4, stride=2, padding=1), nn.ReLU(),   # (batch, c2, 7, 7)
+            nn.Flatten(),                                           # (batch, c2 * 49)
+        )
+        self.mu = nn.Linear(c2 * 49, latent_dim)
+        self.spread = nn.Linear(c2 * 49, latent_dim)
+
+    def forward(self, x):
+        h = self.body(flatten_inputs(x, 784).view(-1, 1, 28, 28))
+        s = self.spread(h)
+        sigma = F.softplus(s) if self.head == "softplus" else torch.exp(0.5 * s)
+        return self.mu(h), sigma
+
+
+class ConvDecoder(nn.Module):
+    """Codes ``(batch, latent_dim)`` -> ``(batch, 784)`` logits, through two transposed convolutions (7 -> 14 -> 28)."""
+
+    def __init__(self, latent_dim=20, channels=(32, 64)):
+        super().__init__()
+        c1, c2 = channels
+        self.latent_dim = latent_dim
+        self.net = nn.Sequential(
+            nn.Linear(latent_dim, c2 * 49), nn.ReLU(), nn.Unflatten(1, (c2, 7, 7)),
+            nn.ConvTranspose2d(c2, c1, 4, stride=2, padding=1), nn.ReLU(),   # (batch, c1, 14, 14)
+            nn.ConvTranspose2d(c1, 1, 4, stride=2, padding=1),               # (batch, 1, 28, 28)
+            nn.Flatten(),
+        )
+
+    def forward(self, z):
+        return self.net(flatten_inputs(z, self.latent_dim))
+
+
+class ConvVAE(VAE):
+    """A VAE with a convolutional encoder and decoder; everything else as in :class:`VAE`."""
+
+    def __init__(self, latent_dim=20, channels=(32, 64), head="softplus", likelihood="bernoulli"):
+        nn.Module.__init__(self)
+        _check_choice("likelihood", likelihood, LIKELIHOODS)
+        channels = [int(c) for c in channels]
+        if len(channels) != 2:
+            raise ValueError(f"channels must be two numbers (first and second convolution), got {channels}")
+        self.config = {"latent_dim": int(latent_dim), "channels": channels, "head": head,
+                       "likelihood": likelihood}
+        self.encoder = ConvGaussianEncoder(latent_dim, channels, head)
+        self.decoder = ConvDecoder(latent_dim, channels)
+
+    def flatten(self, x):
+        return flatten_inputs(x, 784)
+
+
+def one_hot_labels(labels, num_classes):
+    """int64 labels ``(batch,)`` in 0..num_classes-1 -> float one-hot ``(batch, num_classes)``, checked."""
+    if not torch.is_tensor(labels) or labels.dim() != 1 or labels.dtype not in (torch.int64, torch.int32):
+        raise ValueError(f"expected integer labels of shape (batch,), got "
+                         f"{getattr(labels, 'dtype', type(labels).__name__)} {tuple(getattr(labels, 'shape', ()))}")
+    if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(f"labels must lie in 0..{num_classes - 1}, got {labels.min().item()}..{labels.max().item()}")
+    return F.one_hot(labels.long(), num_classes).float()
+
+
+class ConditionalVAE(nn.Module):
+    """A VAE whose encoder and decoder both see the label: q(z | x, y) and p(x | z, y).
+
+    The label is given as a one-hot vector concatenated to the input of each network, so z is
+    free to hold only what the label does not say: the *style* (slant, width, stroke).
+    Every method takes the labels ``(batch,)`` as well; ``model.conditional`` tells :func:`vaelib.fit`.
+    """
+
+    conditional = True
+
+    def __init__(self, num_classes=10, input_dim=784, hidden=(256,), latent_dim=2, head="softplus",
+                 likelihood="bernoulli"):
+        super().__init__()
+        _check_choice("likelihood", likelihood, LIKELIHOODS)
+        hidden = [int(h) for h in hidden]
+        self.config = {"num_classes": int(num_classes), "input_dim": int(input_dim), "hidden": hidden,
+                       "latent_dim": int(latent_dim), "head": head, "likelihood": likelihood}
+        self.encoder = GaussianEncoder([input_dim + num_classes, *hidden], latent_dim, head)
+        self.decoder = Decoder(latent_dim + num_classes, [*hidden[::-1], input_dim])
+
+    @property
+    def latent_dim(self):
+        return self.config["latent_dim"]
+
+    def flatten(self, x):
+        return flatten_inputs(x, self.config["input_dim"])
+
+    def _with_labels(self, t, labels):
+        y = one_hot_labels(labels, self.config["num_classes"]).to(t.device)
+        if len(y) != len(t):
+            raise ValueError(f"got {len(t)} inputs but {len(y)} labels")
+        return torch.cat([t, y], dim=1)
+
+    def encode(self, x, labels):
+        """Images and labels -> ``(mu, sigma)`` of q(z | x, y), each ``(batch, latent_dim)``."""
+        return self.encoder(self._with_labels(self.flatten(x), labels))
+
+    def reparameterize(self, mu, sigma):
+        return mu + sigma * torch.randn_like(sigma)
+
+    def decode(self, z, labels):
+        """Codes ``(batch, latent_dim)`` and labels -> ``(batch, D)`` logits."""
+        return self.decoder(self._with_labels(flatten_inputs(z, self.latent_dim), labels))
+
+    def forward(self, x, labels):
+        mu, sigma = self.encode(x, labels)
+        return self.decode(self.reparameterize(mu, sigma), labels), mu, sigma
+
+    def loss(self, x, beta=1.0, labels=None):
+        """Per-example negative ELBO given the labels: dict of ``(batch,)`` nats."""
+        if labels is None:
+            raise ValueError("a ConditionalVAE needs the labels: loss(x, beta, labels=y)")
+        x = self.flatten(x)
+        output, mu, sigma = self(x, labels)
+        return negative_elbo(x, output, mu, sigma, beta, self.config["likelihood"])
+
+    def decode_images(self, z, labels):
+        return _output_to_images(self.decode(z, labels), self.config["likelihood"])
+
+    def reconstruct(self, x, labels):
+        return self.decode_images(self.encode(x, labels)[0], labels)
+
+    @torch.no_grad()
+    def sample(self, labels, temperature=1.0):
+        """One image per label ``(batch,)``, decoded from z ~ N(0, temperature^2 I): ``(batch, D)`` in [0, 1]."""
+        device = next(self.parameters()).device
+        z = temperature * torch.randn(len(labels), self.latent_dim, device=device)
+        return self.decode_images(z, labels)

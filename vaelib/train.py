@@ -31,13 +31,24 @@ def _default_optimizer(model, lr):
     return torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
 
 
-def _images_of(data, name):
-    """Accept an image tensor or an ``(images, labels)`` pair; return the images."""
-    if isinstance(data, (tuple, list)):
-        data = data[0]
-    if not torch.is_tensor(data) or len(data) == 0:
+def _split_data(data, name, model):
+    """Accept an image tensor or an ``(images, labels)`` pair; return ``(images, labels or None)``.
+
+    A conditional model (``model.conditional``) needs the labels.
+    """
+    images, labels = (data[0], data[1]) if isinstance(data, (tuple, list)) else (data, None)
+    if not torch.is_tensor(images) or len(images) == 0:
         raise ValueError(f"{name} must be a non-empty tensor of images or an (images, labels) pair")
-    return data
+    conditional = getattr(model, "conditional", False)
+    if conditional and (labels is None or len(labels) != len(images)):
+        raise ValueError(f"{type(model).__name__} is conditional: pass {name} as (images, labels), "
+                         "with one label per image")
+    return images, labels if conditional else None
+
+
+def _loss_terms(model, x, labels, beta):
+    """``model.loss`` of one batch, with the labels when the model is conditional."""
+    return model.loss(x, beta) if labels is None else model.loss(x, beta, labels=labels)
 
 
 @torch.no_grad()
@@ -47,13 +58,14 @@ def evaluate(model, data, beta=1.0, batch_size=1000):
     Returns:
         dict of floats in nats per example, e.g. ``{"loss": 140.2, "recon": 134.0, "kl": 6.2}``.
     """
-    images = _images_of(data, "data")
+    images, labels = _split_data(data, "data", model)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     totals = {}
     for start in range(0, len(images), batch_size):
-        parts = model.loss(images[start:start + batch_size].to(device), beta)
+        y = None if labels is None else labels[start:start + batch_size].to(device)
+        parts = _loss_terms(model, images[start:start + batch_size].to(device), y, beta)
         for name, value in parts.items():
             totals[name] = totals.get(name, 0.0) + value.sum().item()
     model.train(was_training)
@@ -66,7 +78,8 @@ def fit(model, train_data, test_data=None, epochs=10, batch_size=128, lr=1e-3, b
 
     Args:
         model: any vaelib model (its ``loss`` returns per-example terms).
-        train_data, test_data: image tensors ``(N, 784)`` / ``(N, 1, 28, 28)``, or ``(images, labels)``.
+        train_data, test_data: image tensors ``(N, 784)`` / ``(N, 1, 28, 28)``, or ``(images, labels)``
+            (labels are required by a conditional model and ignored by the others).
         epochs, batch_size, lr: the usual; ``beta`` weights the KL term of a VAE.
         device: where to train (default :func:`pick_device`); the model goes back where it was after.
         optimizer: an optimizer over ``model.parameters()`` (default: Adam with ``lr``; pass e.g.
@@ -83,8 +96,9 @@ def fit(model, train_data, test_data=None, epochs=10, batch_size=128, lr=1e-3, b
     Raises:
         FloatingPointError: if a loss becomes NaN or infinite (it names the step).
     """
-    images = _images_of(train_data, "train_data")
-    test_images = None if test_data is None else _images_of(test_data, "test_data")
+    images, labels = _split_data(train_data, "train_data", model)
+    if test_data is not None:
+        _split_data(test_data, "test_data", model)  # check it now, not after the first epoch
     if epochs < 0 or batch_size < 1 or lr <= 0:
         raise ValueError(f"need epochs >= 0, batch_size >= 1 and lr > 0, "
                          f"got epochs={epochs}, batch_size={batch_size}, lr={lr}")
@@ -92,6 +106,7 @@ def fit(model, train_data, test_data=None, epochs=10, batch_size=128, lr=1e-3, b
     device = torch.device(device) if device is not None else pick_device()
     model.to(device)
     images = images.to(device)
+    labels = None if labels is None else labels.to(device)
     if optimizer is None:
         optimizer = _default_optimizer(model, lr)
     history = history if history is not None else {}
@@ -107,7 +122,9 @@ def fit(model, train_data, test_data=None, epochs=10, batch_size=128, lr=1e-3, b
             order = torch.randperm(len(images), device=device)
             for start in range(0, len(images), batch_size):
                 step += 1
-                parts = model.loss(images.index_select(0, order[start:start + batch_size]), beta)
+                rows = order[start:start + batch_size]
+                y = None if labels is None else labels.index_select(0, rows)
+                parts = _loss_terms(model, images.index_select(0, rows), y, beta)
                 loss = parts["loss"].mean()
                 if not torch.isfinite(loss):
                     raise FloatingPointError(
@@ -123,8 +140,8 @@ def fit(model, train_data, test_data=None, epochs=10, batch_size=128, lr=1e-3, b
             for name, total in totals.items():
                 history.setdefault(f"train_{name}", []).append(total.item() / len(images))
             postfix = {"train": f"{history['train_loss'][-1]:.1f}"}
-            if test_images is not None:
-                for name, value in evaluate(model, test_images, beta).items():
+            if test_data is not None:
+                for name, value in evaluate(model, test_data, beta).items():
                     history.setdefault(f"test_{name}", []).append(value)
                 postfix["test"] = f"{history['test_loss'][-1]:.1f}"
             bar.set_postfix(postfix)

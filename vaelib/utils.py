@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .models import VAE, Autoencoder
+from .models import VAE, Autoencoder, ConditionalVAE, ConvVAE
 
 # The classes a checkpoint may name. A plain dict: checkpoints never run code.
-MODEL_CLASSES = {"VAE": VAE, "Autoencoder": Autoencoder}
+MODEL_CLASSES = {"VAE": VAE, "Autoencoder": Autoencoder, "ConvVAE": ConvVAE, "ConditionalVAE": ConditionalVAE}
 
 
 def seed_everything(seed=0, threads=2):
