@@ -1,5 +1,8 @@
 """Every exercise check passes a correct answer and names each classic mistake it promises to catch."""
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -112,3 +115,21 @@ def test_checks_do_not_touch_the_global_random_state():
 
 def test_every_notebook_has_checks():
     assert sorted(ex.CHECKS) == ["00", "01", "02", "03", "04", "05", "06"]
+
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_has_checked_exercises_with_hidden_worked_solutions(path):
+    cells = json.loads(path.read_text())["cells"]
+    checks = [c.__name__ for c in ex.CHECKS.get(path.name[:2], [])]
+    assert checks, f"no exercise checks for {path.name}"
+    for name in checks:
+        tasks = [c for c in cells if "exercise" in c["metadata"].get("tags", [])
+                 and f"vaelib.exercises.{name}(" in "".join(c["source"])]
+        solutions = [c for c in cells if "solution" in c["metadata"].get("tags", [])
+                     and f"assert vaelib.exercises.{name}(" in "".join(c["source"])]
+        assert len(tasks) == 1 and "raise NotImplementedError" in "".join(tasks[0]["source"])
+        assert len(solutions) == 1 and solutions[0]["metadata"]["jupyter"]["source_hidden"]
+        assert cells.index(solutions[0]) > cells.index(tasks[0])
