@@ -173,7 +173,8 @@ def read_idx(path):
     if len(raw) - header != expected:
         raise ValueError(f"{path} holds {len(raw) - header} bytes of data, but its header "
                          f"says shape {shape} of {dtype} ({expected} bytes)")
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
+    # a copy: an array over the bytes would be read-only, and torch.from_numpy warns about those
+    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).copy()
 
 
 def md5_of(path):

@@ -1,0 +1,214 @@
+"""vaelib.train: fit learns, keeps a history, stops cleanly on NaN and on Ctrl-C, puts the model
+back where it was; evaluate averages correctly; pick_device."""
+
+import pytest
+import torch
+
+import vaelib
+from vaelib import train
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    x, _ = vaelib.load_mnist("train")
+    x_test, _ = vaelib.load_mnist("test")
+    return x[:2000], x_test[:500]
+
+
+class FailingVAE(vaelib.VAE):
+    """A VAE whose loss misbehaves at training step ``at`` (steps counted from 1, training mode only)."""
+
+    def __init__(self, at, failure, **kwargs):
+        super().__init__(**kwargs)
+        self.at, self.failure, self.steps = at, failure, 0
+
+    def loss(self, x, beta=1.0):
+        parts = super().loss(x, beta)
+        if self.training:
+            self.steps += 1
+            if self.steps == self.at:
+                if self.failure == "nan":
+                    return {**parts, "loss": parts["loss"] * float("nan")}
+                raise self.failure
+        return parts
+
+
+class MoveRecordingVAE(vaelib.VAE):
+    """A VAE that records every device it is moved to."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.moves = []
+
+    def to(self, *args, **kwargs):
+        self.moves.append(torch.device(args[0]) if args else kwargs.get("device"))
+        return super().to(*args, **kwargs)
+
+
+def small_vae(cls=vaelib.VAE, **kwargs):
+    torch.manual_seed(0)
+    return cls(hidden=(32,), latent_dim=2, **kwargs)
+
+
+def test_fit_lowers_the_test_loss(mnist):
+    x, x_test = mnist
+    torch.manual_seed(0)
+    model = vaelib.VAE(hidden=(64,), latent_dim=2)
+    before = vaelib.evaluate(model, x_test)
+    history = vaelib.fit(model, x, x_test, epochs=2, batch_size=100, lr=3e-3, progress=False)
+    assert set(history) == {"epoch", "train_loss", "train_recon", "train_kl", "test_loss", "test_recon", "test_kl"}
+    assert history["epoch"] == [1, 2]
+    assert all(len(v) == 2 and all(isinstance(e, float) for e in v) for k, v in history.items() if k != "epoch")
+    assert history["test_loss"][-1] < before["loss"] - 150  # about 549 -> 220 nats
+    assert history["train_loss"][1] < history["train_loss"][0]
+    for split in ("train", "test"):
+        for a, b, c in zip(history[f"{split}_loss"], history[f"{split}_recon"], history[f"{split}_kl"]):
+            assert a == pytest.approx(b + c, rel=1e-5)
+    # the last test entry is what evaluate says about the trained model (up to the sampled z)
+    assert vaelib.evaluate(model, x_test)["loss"] == pytest.approx(history["test_loss"][-1], abs=3.0)
+    assert model.training  # fit leaves the model in training mode, ready for more
+
+
+def test_fit_continues_a_history_and_beta_weights_the_kl(mnist):
+    x, x_test = mnist
+    model = small_vae()
+    history = vaelib.fit(model, x[:300], x_test[:100], epochs=2, batch_size=100, progress=False)
+    same = vaelib.fit(model, x[:300], x_test[:100], epochs=1, batch_size=100, history=history, progress=False)
+    assert same is history
+    assert history["epoch"] == [1, 2, 3]
+    assert all(len(v) == 3 for v in history.values())
+    h = vaelib.fit(small_vae(), x[:300], epochs=1, beta=0.0, progress=False)
+    assert h["train_loss"][0] == pytest.approx(h["train_recon"][0], rel=1e-6)
+    assert h["train_kl"][0] > 0
+
+
+def test_fit_is_reproducible(mnist):
+    x, _ = mnist
+    runs = []
+    for _ in range(2):
+        model = small_vae()
+        torch.manual_seed(1)
+        history = vaelib.fit(model, x[:300], epochs=2, batch_size=64, progress=False)
+        runs.append((history, [p.detach().clone() for p in model.parameters()]))
+    assert runs[0][0] == runs[1][0]
+    assert all(torch.equal(a, b) for a, b in zip(runs[0][1], runs[1][1]))
+
+
+def test_fit_an_autoencoder_and_image_shaped_data(mnist):
+    x, x_test = mnist
+    torch.manual_seed(0)
+    model = vaelib.Autoencoder([784, 32, 2])
+    history = vaelib.fit(model, x[:300].view(-1, 1, 28, 28), (x_test[:100], torch.zeros(100, dtype=torch.int64)),
+                         epochs=2, batch_size=100, progress=False)
+    assert set(history) == {"epoch", "train_loss", "train_recon", "test_loss", "test_recon"}
+    assert history["train_loss"][1] < history["train_loss"][0]
+
+
+def test_fit_stops_on_nan_naming_the_step(mnist):
+    x, _ = mnist
+    model = small_vae(FailingVAE, at=3, failure="nan")
+    with pytest.raises(FloatingPointError, match=r"nan at epoch 2, step 3; try a lower learning rate than lr=0.001"):
+        vaelib.fit(model, x[:200], epochs=3, batch_size=100, lr=1e-3, progress=False)
+
+
+def test_fit_with_a_huge_learning_rate_fails_clearly(mnist):
+    x, _ = mnist
+    model = small_vae()
+    with pytest.raises(FloatingPointError, match=r"step \d+; try a lower learning rate than lr=1e\+30"):
+        vaelib.fit(model, x[:500], epochs=3, batch_size=100, lr=1e30, progress=False)
+
+
+def test_ctrl_c_returns_the_history_so_far(mnist, capsys):
+    x, _ = mnist
+    model = small_vae(FailingVAE, at=3, failure=KeyboardInterrupt())
+    start = [p.detach().clone() for p in model.parameters()]
+    history = vaelib.fit(model, x[:200], epochs=5, batch_size=100, progress=False)  # 2 steps an epoch
+    assert history["epoch"] == [1] and len(history["train_loss"]) == 1
+    assert model.steps == 3
+    assert any(not torch.equal(a, b) for a, b in zip(start, model.parameters()))  # two steps were kept
+    assert "interrupted at step 3" in capsys.readouterr().out
+    # and training can go on from there
+    model.at = None
+    history = vaelib.fit(model, x[:200], epochs=1, batch_size=100, history=history, progress=False)
+    assert history["epoch"] == [1, 2]
+
+
+@pytest.mark.parametrize("failure", [None, "nan", KeyboardInterrupt()])
+def test_fit_returns_the_model_to_its_device(mnist, failure):
+    x, _ = mnist
+    if failure is None:
+        model = small_vae(MoveRecordingVAE)
+    else:
+        model = small_vae(type("Both", (FailingVAE, MoveRecordingVAE), {}), at=2, failure=failure)
+    home = next(model.parameters()).device
+    try:
+        vaelib.fit(model, x[:200], epochs=2, batch_size=100, device="cpu", progress=False)
+    except FloatingPointError:
+        assert failure == "nan"
+    assert model.moves[0] == torch.device("cpu")   # to the training device first ...
+    assert model.moves[-1] == home                  # ... and back home, whatever happened
+    assert next(model.parameters()).device == home
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_fit_on_cuda_returns_the_model_to_the_cpu(mnist):
+    x, x_test = mnist
+    model = small_vae()
+    history = vaelib.fit(model, x[:300], x_test[:100], epochs=1, device="cuda", progress=False)
+    assert next(model.parameters()).device == torch.device("cpu") and len(history["epoch"]) == 1
+
+
+@pytest.mark.parametrize("kwargs", [{"epochs": -1}, {"lr": 0}, {"lr": -1e-3}, {"batch_size": 0}])
+def test_fit_bad_arguments(mnist, kwargs):
+    x, _ = mnist
+    with pytest.raises(ValueError, match="need epochs >= 0, batch_size >= 1 and lr > 0"):
+        vaelib.fit(small_vae(), x[:10], **kwargs, progress=False)
+
+
+@pytest.mark.parametrize("bad", [torch.empty(0, 784), [1, 2, 3], None])
+def test_fit_bad_data(bad):
+    with pytest.raises(ValueError, match="train_data must be a non-empty tensor"):
+        vaelib.fit(small_vae(), bad, progress=False)
+
+
+def test_fit_checks_test_data_before_training(mnist):
+    x, _ = mnist
+    model = small_vae(FailingVAE, at=1, failure=AssertionError("trained before checking test_data"))
+    with pytest.raises(ValueError, match="test_data must be a non-empty tensor"):
+        vaelib.fit(model, x[:10], torch.empty(0, 784), progress=False)
+
+
+def test_fit_zero_epochs_changes_nothing(mnist):
+    x, _ = mnist
+    model = small_vae()
+    start = [p.detach().clone() for p in model.parameters()]
+    assert vaelib.fit(model, x[:10], epochs=0, progress=False) == {}
+    assert all(torch.equal(a, b) for a, b in zip(start, model.parameters()))
+
+
+def test_evaluate_returns_floats_and_averages_over_examples(mnist):
+    _, x_test = mnist
+    torch.manual_seed(0)
+    model = vaelib.Autoencoder([784, 16, 2]).train()
+    result = vaelib.evaluate(model, x_test[:20], batch_size=7)  # batches of 7, 7 and 6
+    assert set(result) == {"loss", "recon"} and all(type(v) is float for v in result.values())
+    with torch.no_grad():
+        assert result["loss"] == pytest.approx(model.loss(x_test[:20])["loss"].mean().item(), rel=1e-6)
+    assert model.training  # evaluate puts the mode back
+    vae = small_vae().eval()
+    parts = vaelib.evaluate(vae, x_test[:50], beta=2.0)
+    assert set(parts) == {"loss", "recon", "kl"} and all(type(v) is float for v in parts.values())
+    assert parts["loss"] == pytest.approx(parts["recon"] + 2.0 * parts["kl"], rel=1e-5)
+    assert not vae.training
+
+
+def test_pick_device(monkeypatch):
+    if not torch.cuda.is_available():
+        assert train.pick_device() == torch.device("cpu")  # this machine
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert train.pick_device() == torch.device("cpu")
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert train.pick_device() == torch.device("mps")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert train.pick_device() == torch.device("cuda")
