@@ -44,9 +44,11 @@ def save_checkpoint(model, path, dtype=None, **extra):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
     try:
-        torch.save(checkpoint, tmp)
+        # Save through the open file, not its (random) name: torch names the archive inside after
+        # the file it is given, so the same model would otherwise give different bytes each time.
+        with os.fdopen(fd, "wb") as f:
+            torch.save(checkpoint, f)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
