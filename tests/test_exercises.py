@@ -78,6 +78,15 @@ CASES = [
         (lambda p: (p * 255).round().to(torch.uint8), "still flat"),
         (lambda p: (p * 255).round().view(-1, 28, 28), "dtype"),
     ]),
+    (ex.check_condition, lambda t, y, k: torch.cat([t, F.one_hot(y, k).float()], dim=1), [
+        (lambda t, y, k: torch.cat([t, y[:, None].float()], dim=1), "one number"),
+        (lambda t, y, k: torch.cat([t, F.one_hot(y).float()], dim=1), "max(labels) + 1 columns"),
+        (lambda t, y, k: torch.cat([t, F.one_hot(y, k + 1).float()], dim=1), "one column too many"),
+        (lambda t, y, k: torch.cat([t, torch.eye(k)[y - 1]], dim=1), "one column to the left"),
+        (lambda t, y, k: torch.cat([F.one_hot(y, k).float(), t], dim=1), "comes before t"),
+        (lambda t, y, k: torch.cat([t, F.one_hot(y, k).float()], dim=0), "wrong dimension"),
+        (lambda t, y, k: torch.cat([t, F.one_hot(y, k).float()], dim=1).double(), "dtype"),
+    ]),
 ]
 
 
@@ -114,7 +123,7 @@ def test_checks_do_not_touch_the_global_random_state():
 
 
 def test_every_notebook_has_checks():
-    assert sorted(ex.CHECKS) == ["00", "01", "02", "03", "04", "05", "06"]
+    assert sorted(ex.CHECKS) == ["00", "01", "02", "03", "04", "05", "06", "09"]
 
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))

@@ -308,9 +308,10 @@ def test_widgets_use_only_core_widgets(models, data):
     boxes = [widgets.latent_sliders(models["vae"], codes=widgets.encode_mean(models["vae"], x), labels=labels),
              widgets.interpolation({"AE": models["ae"], "VAE": models["vae"]}, x, labels),
              widgets.encode_and_perturb(models["vae"], x, labels),
-             widgets.prior_samples(models["vae"])]
+             widgets.prior_samples(models["vae"]),
+             widgets.conditional_explorer(vaelib.ConditionalVAE(hidden=(16,)).eval())]
     core = (ipywidgets.FloatSlider, ipywidgets.IntSlider, ipywidgets.Button, ipywidgets.Image,
-            ipywidgets.HTML, ipywidgets.HBox, ipywidgets.VBox)
+            ipywidgets.HTML, ipywidgets.HBox, ipywidgets.VBox, ipywidgets.ToggleButtons)
 
     def walk(widget):
         yield widget
@@ -321,3 +322,84 @@ def test_widgets_use_only_core_widgets(models, data):
         assert box._model_name == "VBoxModel" and box._view_name == "VBoxView"
         for part in walk(box):
             assert type(part) in core or isinstance(part, widgets.Explorer), type(part)
+
+
+# --- the conditional VAE (notebook 09) -----------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def cvae():
+    torch.manual_seed(0)
+    return vaelib.ConditionalVAE(hidden=(16,), latent_dim=2).eval()
+
+
+def test_render_style_writes_one_code_as_each_digit(cvae):
+    z = torch.tensor([0.5, -1.0])
+    data = widgets.render_style(cvae, z, [3, 8], scale=1)
+    assert widgets.png_shape(data) == (28, 58)
+    pixels = decode_png(data)
+    with torch.no_grad():
+        expected = widgets.to_pixels(cvae.decode_images(z.repeat(2, 1), torch.tensor([3, 8])))
+    np.testing.assert_array_equal(pixels[:, :28], expected[0])
+    np.testing.assert_array_equal(pixels[:, 30:], expected[1])
+    marked = decode_png(widgets.render_style(cvae, z, [3, 8], scale=1, mark=8))
+    assert marked.shape == (32, 58)
+    assert (marked[30:32, 30:] == 0).all() and (marked[28:, :28] == 255).all()  # a bar under the 8 only
+    assert widgets.render_style(cvae, z, torch.tensor(3)) == widgets.render_style(cvae, z, [3])
+
+
+def test_conditional_explorer_redraws_for_a_digit_and_a_style(cvae):
+    box = widgets.conditional_explorer(cvae, digit=3, scale=2, row_scale=1)
+    assert box.picker.value == 3 and list(box.picker.options) == list(range(10))
+    assert [s.description for s in box.sliders] == ["z1", "z2"]
+    assert widgets.png_shape(box.digit.value) == (56, 56) and widgets.png_shape(box.row.value) == (32, 298)
+    row = decode_png(box.row.value)
+    np.testing.assert_array_equal(decode_png(box.digit.value)[::2, ::2], row[:28, 90:118])  # the 3 of the row
+    assert (row[30:32, 90:118] == 0).all()
+    before_digit, before_row = bytes(box.digit.value), bytes(box.row.value)
+    box.picker.value = 7  # another digit, same style: the row keeps its digits, the bar moves
+    assert bytes(box.digit.value) != before_digit
+    moved = decode_png(box.row.value)
+    np.testing.assert_array_equal(moved[:28], row[:28])
+    assert (moved[30:32, 210:238] == 0).all() and (moved[30:32, 90:118] == 255).all()
+    box.sliders[0].value, box.sliders[1].value = 1.5, -2.0  # another style: every digit changes
+    torch.testing.assert_close(box.code(), torch.tensor([1.5, -2.0]))
+    assert decode_png(box.row.value)[:28].tolist() != row[:28].tolist()
+    np.testing.assert_array_equal(decode_png(box.digit.value)[::2, ::2],
+                                  decode_png(widgets.render_style(cvae, box.code(), 7, scale=1)))
+    assert box.status.value == "" and "digit 3, 2 style slider(s)" in repr(box)
+
+
+def test_conditional_explorer_starts_from_a_code_and_holds_extra_dimensions():
+    torch.manual_seed(0)
+    model = vaelib.ConditionalVAE(hidden=(16,), latent_dim=8, num_classes=4).eval()
+    start = torch.linspace(-1, 1, 8)
+    box = widgets.conditional_explorer(model, digit=2, z=start)
+    assert len(box.sliders) == 6 and list(box.picker.options) == [0, 1, 2, 3]
+    torch.testing.assert_close(box.code(), start)
+    box.sliders[5].value = 2.5
+    expected = start.clone()
+    expected[5] = 2.5
+    torch.testing.assert_close(box.code(), expected)
+    assert widgets.png_shape(box.row.value) == (2 * 32, 2 * (4 * 30 - 2))
+
+
+def test_conditional_explorer_bad_input(cvae, models):
+    for digit in (10, -1, 2.5, True, "3"):
+        with pytest.raises(ValueError, match="is not a label of this model: choose a whole number 0 to 9"):
+            widgets.conditional_explorer(cvae, digit=digit)
+    with pytest.raises(ValueError, match="needs a vaelib ConditionalVAE.*got VAE.*latent_sliders"):
+        widgets.conditional_explorer(models["vae"])
+    with pytest.raises(ValueError, match="needs a vaelib ConditionalVAE.*got str"):
+        widgets.conditional_explorer("cvae")
+    with pytest.raises(ValueError, match=r"z must have shape \(2,\)"):
+        widgets.conditional_explorer(cvae, z=torch.zeros(3))
+    with pytest.raises(ValueError, match="render_style needs a vaelib ConditionalVAE"):
+        widgets.render_style(models["vae"], torch.zeros(2), [1])
+    with pytest.raises(ValueError, match="mark=5 is not one of the digits shown"):
+        widgets.render_style(cvae, torch.zeros(2), [1, 2], mark=5)
+    with pytest.raises(ValueError, match="at least one digit"):
+        widgets.render_style(cvae, torch.zeros(2), [])
+    box = widgets.conditional_explorer(cvae)
+    with pytest.raises(Exception):  # the picker itself refuses a digit it does not offer
+        box.picker.value = 10
+    assert box.status.value == ""

@@ -226,8 +226,43 @@ def check_to_uint8(answer):
     return _check(answer, "conversion", cases, correct, mistakes, "(N, 28, 28)", dtype=torch.uint8)
 
 
+
+# 09 · conditional VAE -----------------------------------------------------------------------
+
+def check_condition(answer):
+    """``answer(t, labels, num_classes)``: inputs ``(batch, d)`` and int64 labels ``(batch,)`` -> the
+    network's input ``(batch, d + num_classes)``, float: ``t`` followed by the one-hot label."""
+    def case(seed, shape, labels, num_classes):
+        return torch.randn(shape, generator=torch.Generator().manual_seed(seed)), torch.tensor(labels), num_classes
+    cases = [case(15, (4, 3), [3, 0, 7, 1], 10), case(16, (5, 6), [9, 2, 0, 4, 9], 10), case(17, (3, 2), [0, 3, 1], 4)]
+    hot = lambda y, k: F.one_hot(y, k).float()  # noqa: E731
+    mistakes = [
+        (lambda t, y, k: torch.cat([t, y[:, None].float()], dim=1), "you appended the label as one number, not a "
+         "one-hot vector", "a digit is a category, not a quantity (a 7 is not 'more' than a 3): use F.one_hot"),
+        (lambda t, y, k: torch.cat([t, F.one_hot(y).float()], dim=1), "your one-hot has max(labels) + 1 columns, "
+         "not num_classes", "pass num_classes to F.one_hot: a batch without a 9 must still get 10 columns"),
+        (lambda t, y, k: torch.cat([t, hot(y, k + 1)], dim=1), "your one-hot has one column too many (off by one)",
+         "the labels 0 to num_classes - 1 need exactly num_classes columns"),
+        (lambda t, y, k: torch.cat([t, torch.eye(k)[y - 1]], dim=1), "each 1 sits one column to the left of its "
+         "label (off by one)", "labels count from 0: digit d is column d of the one-hot"),
+        (lambda t, y, k: torch.cat([hot(y, k), t], dim=1), "the one-hot comes before t",
+         "vaelib puts the label after the input: torch.cat([t, one_hot], dim=1)"),
+    ]
+    try:
+        answer(*cases[0])
+    except RuntimeError as e:
+        if "Sizes of tensors must match" in str(e):
+            print("Not quite: torch.cat joined t and the one-hot along the wrong dimension (the batch, dim=0). "
+                  "Hint: each example gets its own one-hot next to its own features: dim=1.")
+            return False
+    except Exception:
+        pass  # _check below reports it
+    return _check(answer, "conditioned input", cases, lambda t, y, k: torch.cat([t, hot(y, k)], dim=1), mistakes,
+                  "(batch, d + num_classes)", dtype=torch.float32)
+
 CHECKS = {
     "00": [check_to_unit_range], "01": [check_interpolate], "02": [check_sigma_from_logvar],
     "03": [check_reparameterize], "04": [check_kl, check_reconstruction_loss],
     "05": [check_negative_elbo], "06": [check_to_uint8],
+    "09": [check_condition],
 }

@@ -1,10 +1,10 @@
-"""Live widgets for the latent explorer (notebook 06): drag a slider, see a digit.
+"""Live widgets for the latent explorer (notebooks 06 and 09): drag a slider, see a digit.
 
 The fast path, for every slider move: decode a code ``z`` -> pixels as a uint8 array -> PNG
 bytes -> ``ipywidgets.Image.value``. No matplotlib figure is drawn per move; the map of the
 latent plane is drawn once to an array, and each move only marks the current point on a copy.
 
-Four widgets, each a function that returns the widget box (display it as a cell's last line):
+Five widgets, each a function that returns the widget box (display it as a cell's last line):
 
 * :func:`latent_sliders` -- one slider per latent dimension (or the leading few), the decoded
   digit, and for a 2-D model a map of the latent plane with the current point marked;
@@ -13,6 +13,8 @@ Four widgets, each a function that returns the widget box (display it as a cell'
 * :func:`encode_and_perturb` -- a test digit's posterior ``mu`` and ``sigma``, and a button that
   resamples ``z ~ q(z | x)`` and decodes the samples;
 * :func:`prior_samples` -- a grid of samples from the prior, with a temperature slider.
+* :func:`conditional_explorer` -- for a ``ConditionalVAE`` (notebook 09): pick a digit, move the
+  style sliders, and see the same style written as every digit.
 
 Only core widgets are used (sliders, buttons, images, HTML, boxes) with APIs common to
 ipywidgets 7.7 (Colab) and 8.x (JupyterLab 4). The pieces they are built from (``png_bytes``,
@@ -586,3 +588,125 @@ def prior_samples(model, n=32, ncols=8, temperature=1.0, scale=2, seed=0):
     summary = f"prior_samples: {n} samples of a {model.latent_dim}-D prior, temperature {temperature:g}"
     return Explorer(children, summary, "vaelib-prior-samples", new=new, temperature=temperature_slider,
                     grid=grid, status=status)
+
+
+# ---------------------------------------------------------------------------------------------
+# The conditional VAE (notebook 09): one style, every digit
+# ---------------------------------------------------------------------------------------------
+
+def _check_conditional(model, what="conditional_explorer"):
+    if not (getattr(model, "conditional", False) and hasattr(model, "decode_images")
+            and hasattr(model, "latent_dim")):
+        raise ValueError(f"{what} needs a vaelib ConditionalVAE, whose decoder takes a label, "
+                         f"got {type(model).__name__}; for an unconditional model use latent_sliders")
+    return model.config["num_classes"]
+
+
+def _check_digits(digits, num_classes):
+    """A label or labels (ints, or an integer tensor such as ``y_test[0]``) -> list of ints in 0..num_classes-1."""
+    if torch.is_tensor(digits) and not digits.is_floating_point():
+        digits = digits.tolist()
+    digits = list(digits) if isinstance(digits, (list, tuple, range, np.ndarray)) else [digits]
+    if not digits:
+        raise ValueError("expected at least one digit")
+    for d in digits:
+        if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or not 0 <= d < num_classes:
+            raise ValueError(f"digit {d!r} is not a label of this model: choose a whole number 0 to {num_classes - 1}")
+    return [int(d) for d in digits]
+
+
+@torch.no_grad()
+def render_style(model, z, digits, scale=2, mark=None):
+    """One style code written as several digits: PNG bytes of ``decode(z, y)`` for each ``y`` in ``digits``, in a row.
+
+    Args:
+        model: a vaelib ``ConditionalVAE``.
+        z: the style code ``(latent_dim,)``, the same for every digit.
+        digits: a label or a list of labels (0 to ``num_classes - 1``).
+        scale: each digit is shown ``28 * scale`` pixels square.
+        mark: one of ``digits`` to underline with a black bar (or None: no bar, no room for one).
+
+    Returns:
+        PNG bytes ``(28 * scale, (len(digits) * 30 - 2) * scale)``, or 4 * scale pixels taller with ``mark``.
+    """
+    num_classes = _check_conditional(model, "render_style")
+    digits = _check_digits(digits, num_classes)
+    z = _as_code(z, model.latent_dim)
+    device = next(model.parameters()).device
+    codes = z[None].repeat(len(digits), 1).to(device)
+    pixels = tile(to_pixels(model.decode_images(codes, torch.tensor(digits, device=device))), len(digits))
+    if mark is not None:
+        if mark not in digits:
+            raise ValueError(f"mark={mark!r} is not one of the digits shown, {digits}")
+        column = digits.index(mark) * 30
+        pixels = np.vstack([pixels, np.full((4, pixels.shape[1]), 255, dtype=np.uint8)])
+        pixels[30:32, column:column + 28] = 0
+    return png_bytes(pixels, _check_scale(scale))
+
+
+def conditional_explorer(model, digit=0, z=None, limit=3.0, step=0.05, scale=5, row_scale=2):
+    """Pick a digit and move the style sliders: the conditional VAE writes that style as that digit.
+
+    Below the big digit, the same style code ``z`` is written as every digit 0-9 (the picked one
+    underlined), so you see what ``z`` means independently of the label.
+
+    Args:
+        model: a vaelib ``ConditionalVAE`` (e.g. with ``latent_dim=2``).
+        digit: the label to start with (0 to ``num_classes - 1``).
+        z: the style code ``(latent_dim,)`` to start from (default: zeros, the prior's mean), e.g. a
+            real digit's ``mu``; a model with more than 6 latent dimensions gets sliders for the
+            first 6 and keeps the rest at ``z``.
+        limit, step: each slider runs from ``-limit`` to ``limit`` in steps of ``step``.
+        scale, row_scale: the digit is shown ``28 * scale`` pixels square, each digit of the row ``28 * row_scale``.
+
+    Returns:
+        an :class:`Explorer` box with ``.picker`` (ToggleButtons, value an int label), ``.sliders``
+        (list of FloatSliders), ``.digit`` (Image), ``.row`` (Image of all the digits),
+        ``.status`` (HTML; error messages) and ``.code()`` -> ``(latent_dim,)``.
+
+    Raises:
+        ValueError: for a model that is not conditional, a digit outside 0..num_classes-1, or a
+            ``z`` of the wrong size.
+    """
+    num_classes = _check_conditional(model)
+    digit, = _check_digits(digit, num_classes)
+    latent_dim = model.latent_dim
+    base = torch.zeros(latent_dim) if z is None else _as_code(z, latent_dim)
+    scale, row_scale = _check_scale(scale), _check_scale(row_scale)
+    everything = list(range(num_classes))
+
+    picker = ipywidgets.ToggleButtons(options=everything, value=digit, description="digit")
+    picker.style.button_width = "28px"
+    n_sliders = min(latent_dim, 6)
+    sliders = [_slider(f"z{i + 1}", float(base[i].clamp(-limit, limit)), -limit, limit, step)
+               for i in range(n_sliders)]
+
+    def code():
+        z = base.clone()
+        z[:n_sliders] = torch.tensor([s.value for s in sliders])
+        return z
+
+    image = _image(render_style(model, code(), [digit], scale), "vaelib-digit")
+    row = _image(render_style(model, code(), everything, row_scale, mark=digit), "vaelib-row")
+    status = ipywidgets.HTML("")
+
+    def draw_digit():
+        image.value = render_style(model, code(), [picker.value], scale)
+
+    def draw_all():
+        draw_digit()
+        row.value = render_style(model, code(), everything, row_scale, mark=picker.value)
+
+    picker.observe(_guard(draw_all, status), names="value")  # the row's underline moves too
+    for s in sliders:
+        s.observe(_guard(draw_all, status), names="value")
+
+    held = "" if n_sliders == latent_dim else f"; z{n_sliders + 1}..z{latent_dim} held at the start code"
+    caption = ipywidgets.HTML(f"<small>decode(z, digit): the picked digit in the style z{held}</small>")
+    row_caption = ipywidgets.HTML(f"<small>the same z written as every digit 0-{num_classes - 1}</small>")
+    children = [picker, ipywidgets.HBox([ipywidgets.VBox([image, caption]), ipywidgets.VBox(sliders)]),
+                row, row_caption, status]
+    summary = (f"conditional_explorer: digit {digit}, {n_sliders} style slider(s) over {latent_dim}-D codes, "
+               f"a {28 * scale}x{28 * scale} digit and the same style as all {num_classes} digits")
+    return Explorer(children, summary, "vaelib-conditional-explorer", picker=picker, sliders=sliders,
+                    digit=image, row=row, status=status, code=code)
