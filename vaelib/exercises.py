@@ -137,8 +137,8 @@ def check_reparameterize(answer):
     except Exception:
         z = None  # _check below reports it
     if torch.is_tensor(z) and z.shape == mu.shape and not z.requires_grad:
-        print("Not quite: no gradient reaches mu and sigma (did you detach, use .data, or sample with "
-              "torch.normal?). Hint: build z from mu and sigma with + and *.")
+        print("Not quite: no gradient reaches mu and sigma (did you detach, use .data, or draw z with "
+              "Normal(...).sample()?). Hint: build z from mu and sigma with + and *.")
         return False
     return _check(answer, "sample", cases, lambda m, s, e: m + s * e, mistakes, "(batch, latent_dim)")
 
