@@ -1,5 +1,6 @@
 """vaelib.utils (seeding, checkpoints read with weights_only=True) and vaelib.plots (figures)."""
 
+import os
 import pickle
 import random
 
@@ -163,9 +164,19 @@ def test_save_checkpoint_only_vaelib_models(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_new_files_get_the_umask_mode():
+    old = os.umask(0o027)
+    try:
+        assert vaelib.data.default_file_mode() == 0o640
+    finally:
+        os.umask(old)
+    assert os.umask(old) == old  # the umask is left as it was
+
+
 def test_save_checkpoint_is_atomic(tmp_path, monkeypatch):
     path = utils.save_checkpoint(vaelib.VAE(hidden=(8,)), tmp_path / "m.pt", test_loss=1.0)
     assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]  # no .part file left
+    assert path.stat().st_mode & 0o777 == vaelib.data.default_file_mode()  # not mkstemp's 0o600
     before = path.read_bytes()
 
     def crash(obj, f, *args, **kwargs):  # a write that dies half way (disk full, Ctrl-C)

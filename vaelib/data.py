@@ -177,6 +177,13 @@ def read_idx(path):
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).copy()
 
 
+def default_file_mode():
+    """Permissions a new file gets under the current umask (``tempfile.mkstemp`` uses 0o600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def md5_of(path):
     """Hex MD5 of a file, read in chunks."""
     digest = hashlib.md5()
@@ -219,6 +226,7 @@ def download(filename, folder, mirrors=MIRRORS, md5=None, timeout=30):
             if got != expected:
                 failures.append(f"{url}: MD5 {got}, expected {expected}")
                 continue
+            os.chmod(tmp, default_file_mode())  # mkstemp makes files only we can read
             os.replace(tmp, target)
             return target
         except (urllib.error.URLError, OSError, ValueError) as e:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .data import default_file_mode
 from .models import VAE, Autoencoder, ConditionalVAE, ConvVAE
 
 # The classes a checkpoint may name. A plain dict: checkpoints never run code.
@@ -49,6 +50,7 @@ def save_checkpoint(model, path, dtype=None, **extra):
         # the file it is given, so the same model would otherwise give different bytes each time.
         with os.fdopen(fd, "wb") as f:
             torch.save(checkpoint, f)
+        os.chmod(tmp, default_file_mode())  # mkstemp makes files only we can read
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
