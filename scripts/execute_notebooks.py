@@ -1,6 +1,9 @@
 """Re-execute notebooks in place, top to bottom, as "Restart kernel and run all" would.
 
-Usage: python scripts/execute_notebooks.py [notebooks/NN_name.ipynb ...]   (default: all)
+Usage: python scripts/execute_notebooks.py [--time-only] [notebooks/NN_name.ipynb ...]   (default: all)
+
+With --time-only nothing is written: each notebook runs in a scratch folder and only its run time
+is printed (how LECTURERS.md's run times were measured; try it on your own laptop).
 
 The launch cells are synced first (scripts/sync_launch_cells.py), each notebook runs in a fresh
 kernel from its own folder, and no per-run timing metadata is stored, so a re-run that changes
@@ -8,6 +11,7 @@ nothing leaves the file unchanged (clean diffs).
 """
 
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -31,10 +35,26 @@ def execute(path, timeout=600):
     return seconds
 
 
-def main(paths):
+def time_only(path, timeout=600):
+    """Run a copy of the notebook in a scratch folder (nothing in the repository changes); seconds."""
+    nb = nbformat.read(path, as_version=4)
+    runner = ExecutePreprocessor(timeout=timeout, kernel_name="python3")
+    with tempfile.TemporaryDirectory() as scratch:
+        start = time.perf_counter()
+        runner.preprocess(nb, {"metadata": {"path": scratch}})
+        return time.perf_counter() - start
+
+
+def main(args):
+    timing = "--time-only" in args
+    paths = [a for a in args if a != "--time-only"]
     notebooks = [Path(p).resolve() for p in paths] or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    total = 0.0
     for path in notebooks:
-        print(f"{path.name}: {execute(path):.1f} s", flush=True)
+        seconds = time_only(path) if timing else execute(path)
+        total += seconds
+        print(f"{path.name}: {seconds:.1f} s", flush=True)
+    print(f"total: {total:.1f} s")
 
 
 if __name__ == "__main__":
