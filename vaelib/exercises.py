@@ -227,6 +227,85 @@ def check_to_uint8(answer):
 
 
 
+# 08 · convolutional VAE ---------------------------------------------------------------------
+
+def check_conv2d(answer):
+    """``answer(image, kernel, stride, padding)``: image ``(H, W)``, kernel ``(k_h, k_w)``, two ints ->
+    ``(H_out, W_out)``, what ``nn.Conv2d(1, 1, kernel.shape, stride, padding)`` computes (without bias):
+    ``H_out = floor((H + 2 * padding - k_h) / stride) + 1``, and likewise ``W_out``."""
+    def case(seed, image, kernel, stride, padding):
+        g = torch.Generator().manual_seed(seed)
+        return torch.randn(image, generator=g), torch.randn(kernel, generator=g), stride, padding
+    cases = [case(18, (6, 6), (3, 3), 1, 1), case(19, (8, 8), (4, 4), 2, 1), case(20, (9, 7), (3, 2), 2, 0)]
+    conv = lambda image, kernel, stride, padding: F.conv2d(  # noqa: E731
+        image[None, None], kernel[None, None], stride=stride, padding=padding)[0, 0]
+    mistakes = [
+        (lambda i, k, s, p: conv(i, k.flip(0, 1), s, p), "you flipped the kernel: that is the convolution of "
+         "signal processing, but nn.Conv2d does not flip (it computes a cross-correlation)",
+         "multiply each window by the kernel as it is, entry by entry: kernel[0, 0] with the window's top-left pixel"),
+        (lambda i, k, s, p: conv(i, k, s, 0), "you forgot the padding",
+         "surround the image with `padding` rows and columns of zeros before sliding the kernel (F.pad)"),
+        (lambda i, k, s, p: conv(F.pad(i, (p, p)), k, s, 0), "you padded only the left and right sides, not the top "
+         "and bottom", "F.pad's tuple starts from the last dimension: (left, right, top, bottom)"),
+        (lambda i, k, s, p: conv(i, k, 1, p), "you moved the window one pixel at a time: the stride is ignored",
+         "the window's top-left corner moves by `stride` pixels, down and across"),
+        (lambda i, k, s, p: conv(i, k, s, p) / k.numel(), "you averaged each window instead of summing it",
+         "each output is the sum of the window times the kernel"),
+        (lambda i, k, s, p: conv(i, k, s, p)[:-1, :-1], "your output is one row and one column short: the last "
+         "window is missing", "along each side there are floor((size + 2 * padding - kernel) / stride) + 1 windows"),
+    ]
+    return _check(answer, "convolution", cases, conv, mistakes, "(H_out, W_out)")
+
+
+# 07 · beta and posterior collapse -------------------------------------------------------------
+
+def check_active_units(answer):
+    """``answer(mu, sigma, threshold)``: posterior means and standard deviations ``(N, d)`` of N images ->
+    ``(d,)`` bool mask of the active units, whose ``mu`` varies across the images by more than ``threshold``."""
+    def case(seed, n, columns, threshold):
+        # columns: (mean of mu, std of mu across the images, sigma) for each unit; mu is standardized per
+        # column, so its variance is exactly std^2 and each unit sits well clear of the threshold
+        g = torch.Generator().manual_seed(seed)
+        noise = torch.randn(n, len(columns), generator=g)
+        noise = (noise - noise.mean(0)) / noise.std(0)
+        mean, std, sig = (torch.tensor(c) for c in zip(*columns))
+        sigma = sig * (1 + 0.02 * torch.rand(n, len(columns), generator=g))
+        return mean + std * noise, sigma, threshold
+    active, faint, offset, negative, weak, dim = (0.0, 1.0, 0.15), (0.0, 0.03, 1.0), (0.6, 0.01, 0.98), \
+        (-0.5, 0.8, 0.3), (0.0, 0.17, 0.7), (0.0, 0.07, 0.9)
+    cases = [case(18, 40, [active, faint, offset, negative, weak, faint], 0.01),
+             case(19, 60, [faint, weak, active, offset, dim, negative, weak, active], 0.05)]
+    correct = lambda m, s, t: m.var(0) > t  # noqa: E731
+    mistakes = [
+        (lambda m, s, t: m.var(0) < t, "your mask marks the inactive units", "active means a variance above the threshold"),
+        (lambda m, s, t: m.var(1) > t, "you took the variance across the units of each image, shape (N,)",
+         "the variance is over the images (dim 0): one number per unit"),
+        (lambda m, s, t: s.var(0) > t, "you used sigma, the spread of each posterior, not how much mu moves "
+         "from image to image", "a unit is active when its posterior mean mu varies across the data"),
+        (lambda m, s, t: (s**2).mean(0) > t, "you used sigma, the spread of each posterior, not how much mu moves "
+         "from image to image", "a unit is active when its posterior mean mu varies across the data"),
+        (lambda m, s, t: m.std(0) > t, "you compared the standard deviation of mu with the threshold, not its variance",
+         "the threshold is on the variance; a std of 0.03 is a variance of 0.0009"),
+        (lambda m, s, t: (m**2).mean(0) > t, "you did not subtract the mean: a unit whose mu is the same nonzero "
+         "value for every image counts as active", "a variance measures the spread around the mean"),
+        (lambda m, s, t: m.mean(0) > t, "you averaged mu over the images instead of measuring how much it varies",
+         "a unit carries information when mu differs from image to image"),
+        (lambda m, s, t: m.mean(0).abs() > t, "you averaged mu over the images instead of measuring how much it varies",
+         "a unit carries information when mu differs from image to image"),
+        (lambda m, s, t: m.var(0) > 0.01, "you used 0.01 whatever the threshold", "use the threshold argument"),
+    ]
+    try:
+        counted = answer(*cases[0])
+    except Exception:
+        counted = None  # _check below reports it
+    if torch.is_tensor(counted) and counted.dim() == 0:
+        print("Not quite: you returned one number (how many units are active?), not a mask. "
+              "Hint: return the (d,) comparison itself, True for each active unit; .sum() counts them afterwards.")
+        return False
+    return _check(answer, "active-unit mask", cases, correct, mistakes, "(d,): one True/False per unit",
+                  dtype=torch.bool)
+
+
 # 09 · conditional VAE -----------------------------------------------------------------------
 
 def check_condition(answer):
@@ -264,5 +343,7 @@ CHECKS = {
     "00": [check_to_unit_range], "01": [check_interpolate], "02": [check_sigma_from_logvar],
     "03": [check_reparameterize], "04": [check_kl, check_reconstruction_loss],
     "05": [check_negative_elbo], "06": [check_to_uint8],
+    "08": [check_conv2d],
+    "07": [check_active_units],
     "09": [check_condition],
 }
