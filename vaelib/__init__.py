@@ -9,8 +9,8 @@ Read it after the notebooks, one module at a time:
 * ``plots``  -- image grids, latent maps, loss curves
 * ``utils``  -- ``seed_everything``, checkpoints
 * ``exercises`` -- the checks of each notebook's exercises
-* ``pretrained`` -- the checkpoints that ship with vaelib (trained in notebooks 01 and 05)
-* ``widgets`` -- the live latent explorer of notebook 06: sliders -> decoded digits as PNG bytes
+* ``pretrained`` -- the checkpoints that ship with vaelib (trained in notebooks 01 and 05, and for 08)
+* ``widgets`` -- the live explorers of notebooks 06 and 09: sliders -> decoded digits as PNG bytes
 """
 
 from . import data, exercises, losses, models, plots, pretrained, train, utils, widgets
