@@ -147,3 +147,11 @@ def test_notebook_exports_as_slides(path, tmp_path):
     slides = sum(c["metadata"]["slideshow"]["slide_type"] == "slide" for c in cells(path))
     assert html.count("<section") >= slides > 1
     (tmp_path / path.with_suffix(".slides.html").name).write_text(html)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_notebook_is_listed_in_the_readme_the_welcome_notebook_and_lecturers_guide(path):
+    welcome = "".join(source(c) for c in cells(NOTEBOOKS[0]) if c["cell_type"] == "markdown")
+    assert f"](notebooks/{path.name})" in (ROOT / "README.md").read_text(), f"README.md does not link {path.name}"
+    assert f"`{path.stem}`" in welcome, f"00_welcome's list of notebooks misses {path.stem}"
+    assert f"`{path.stem}`" in (ROOT / "LECTURERS.md").read_text(), f"LECTURERS.md misses {path.stem}"
