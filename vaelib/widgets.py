@@ -298,6 +298,20 @@ def _slider(description, value, low, high, step):
                                   layout=ipywidgets.Layout(width="320px"))
 
 
+def _code_sliders(base, n_sliders, limit, step):
+    """Sliders ``z1..zn`` for the first ``n_sliders`` coordinates of ``base`` ``(latent_dim,)``, and
+    ``code()``: the current code ``(latent_dim,)``, ``base`` with those coordinates from the sliders."""
+    sliders = [_slider(f"z{i + 1}", float(base[i].clamp(-limit, limit)), -limit, limit, step)
+               for i in range(n_sliders)]
+
+    def code():
+        z = base.clone()
+        z[:n_sliders] = torch.tensor([s.value for s in sliders])
+        return z
+
+    return sliders, code
+
+
 def _index_slider(description, value, n):
     return ipywidgets.IntSlider(value=value, min=0, max=n - 1, description=description,
                                 continuous_update=True, layout=ipywidgets.Layout(width="320px"))
@@ -358,14 +372,7 @@ def latent_sliders(model, n_sliders=None, base=None, codes=None, labels=None, li
         raise ValueError("the latent map colours the codes by digit: pass labels= (N,) with codes=")
     background = None if codes is None else latent_map_background(codes, labels, limit)
 
-    sliders = [_slider(f"z{i + 1}", float(base[i].clamp(-limit, limit)), -limit, limit, step)
-               for i in range(n_sliders)]
-
-    def code():
-        z = base.clone()
-        z[:n_sliders] = torch.tensor([s.value for s in sliders])
-        return z
-
+    sliders, code = _code_sliders(base, n_sliders, limit, step)
     digit = _image(render_digit(model, code(), scale), "vaelib-digit")
     map_image = None if background is None else _image(render_map(background, code(), limit), "vaelib-map")
     status = ipywidgets.HTML("")
@@ -678,14 +685,7 @@ def conditional_explorer(model, digit=0, z=None, limit=3.0, step=0.05, scale=5, 
     picker = ipywidgets.ToggleButtons(options=everything, value=digit, description="digit")
     picker.style.button_width = "28px"
     n_sliders = min(latent_dim, 6)
-    sliders = [_slider(f"z{i + 1}", float(base[i].clamp(-limit, limit)), -limit, limit, step)
-               for i in range(n_sliders)]
-
-    def code():
-        z = base.clone()
-        z[:n_sliders] = torch.tensor([s.value for s in sliders])
-        return z
-
+    sliders, code = _code_sliders(base, n_sliders, limit, step)
     image = _image(render_style(model, code(), [digit], scale), "vaelib-digit")
     row = _image(render_style(model, code(), everything, row_scale, mark=digit), "vaelib-row")
     status = ipywidgets.HTML("")
