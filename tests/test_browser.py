@@ -187,8 +187,17 @@ def browser():
             chromium.close()
 
 
-def read_pixels(locator):
-    width, height, rgba = locator.evaluate(READ_PIXELS)
+def read_pixels(locator, attempts=5):
+    # Each Image widget update swaps the <img>'s blob: URL and revokes the old one; an image read
+    # during the swap fails to decode ("EncodingError"), and the next read gets the new picture.
+    for attempt in range(attempts):
+        try:
+            width, height, rgba = locator.evaluate(READ_PIXELS)
+            break
+        except sync_api.Error as e:
+            if "cannot be decoded" not in str(e) or attempt == attempts - 1:
+                raise
+            time.sleep(0.1)
     assert width > 0 and height > 0 and len(rgba) == width * height * 4
     return rgba
 
