@@ -227,36 +227,6 @@ def check_to_uint8(answer):
 
 
 
-# 08 · convolutional VAE ---------------------------------------------------------------------
-
-def check_conv2d(answer):
-    """``answer(image, kernel, stride, padding)``: image ``(H, W)``, kernel ``(k_h, k_w)``, two ints ->
-    ``(H_out, W_out)``, what ``nn.Conv2d(1, 1, kernel.shape, stride, padding)`` computes (without bias):
-    ``H_out = floor((H + 2 * padding - k_h) / stride) + 1``, and likewise ``W_out``."""
-    def case(seed, image, kernel, stride, padding):
-        g = torch.Generator().manual_seed(seed)
-        return torch.randn(image, generator=g), torch.randn(kernel, generator=g), stride, padding
-    cases = [case(18, (6, 6), (3, 3), 1, 1), case(19, (8, 8), (4, 4), 2, 1), case(20, (9, 7), (3, 2), 2, 0)]
-    conv = lambda image, kernel, stride, padding: F.conv2d(  # noqa: E731
-        image[None, None], kernel[None, None], stride=stride, padding=padding)[0, 0]
-    mistakes = [
-        (lambda i, k, s, p: conv(i, k.flip(0, 1), s, p), "you flipped the kernel: that is the convolution of "
-         "signal processing, but nn.Conv2d does not flip (it computes a cross-correlation)",
-         "multiply each window by the kernel as it is, entry by entry: kernel[0, 0] with the window's top-left pixel"),
-        (lambda i, k, s, p: conv(i, k, s, 0), "you forgot the padding",
-         "surround the image with `padding` rows and columns of zeros before sliding the kernel (F.pad)"),
-        (lambda i, k, s, p: conv(F.pad(i, (p, p)), k, s, 0), "you padded only the left and right sides, not the top "
-         "and bottom", "F.pad's tuple starts from the last dimension: (left, right, top, bottom)"),
-        (lambda i, k, s, p: conv(i, k, 1, p), "you moved the window one pixel at a time: the stride is ignored",
-         "the window's top-left corner moves by `stride` pixels, down and across"),
-        (lambda i, k, s, p: conv(i, k, s, p) / k.numel(), "you averaged each window instead of summing it",
-         "each output is the sum of the window times the kernel"),
-        (lambda i, k, s, p: conv(i, k, s, p)[:-1, :-1], "your output is one row and one column short: the last "
-         "window is missing", "along each side there are floor((size + 2 * padding - kernel) / stride) + 1 windows"),
-    ]
-    return _check(answer, "convolution", cases, conv, mistakes, "(H_out, W_out)")
-
-
 # 07 · beta and posterior collapse -------------------------------------------------------------
 
 def check_active_units(answer):
@@ -306,6 +276,36 @@ def check_active_units(answer):
                   dtype=torch.bool)
 
 
+# 08 · convolutional VAE ---------------------------------------------------------------------
+
+def check_conv2d(answer):
+    """``answer(image, kernel, stride, padding)``: image ``(H, W)``, kernel ``(k_h, k_w)``, two ints ->
+    ``(H_out, W_out)``, what ``nn.Conv2d(1, 1, kernel.shape, stride, padding)`` computes (without bias):
+    ``H_out = floor((H + 2 * padding - k_h) / stride) + 1``, and likewise ``W_out``."""
+    def case(seed, image, kernel, stride, padding):
+        g = torch.Generator().manual_seed(seed)
+        return torch.randn(image, generator=g), torch.randn(kernel, generator=g), stride, padding
+    cases = [case(18, (6, 6), (3, 3), 1, 1), case(19, (8, 8), (4, 4), 2, 1), case(20, (9, 7), (3, 2), 2, 0)]
+    conv = lambda image, kernel, stride, padding: F.conv2d(  # noqa: E731
+        image[None, None], kernel[None, None], stride=stride, padding=padding)[0, 0]
+    mistakes = [
+        (lambda i, k, s, p: conv(i, k.flip(0, 1), s, p), "you flipped the kernel: that is the convolution of "
+         "signal processing, but nn.Conv2d does not flip (it computes a cross-correlation)",
+         "multiply each window by the kernel as it is, entry by entry: kernel[0, 0] with the window's top-left pixel"),
+        (lambda i, k, s, p: conv(i, k, s, 0), "you forgot the padding",
+         "surround the image with `padding` rows and columns of zeros before sliding the kernel (F.pad)"),
+        (lambda i, k, s, p: conv(F.pad(i, (p, p)), k, s, 0), "you padded only the left and right sides, not the top "
+         "and bottom", "F.pad's tuple starts from the last dimension: (left, right, top, bottom)"),
+        (lambda i, k, s, p: conv(i, k, 1, p), "you moved the window one pixel at a time: the stride is ignored",
+         "the window's top-left corner moves by `stride` pixels, down and across"),
+        (lambda i, k, s, p: conv(i, k, s, p) / k.numel(), "you averaged each window instead of summing it",
+         "each output is the sum of the window times the kernel"),
+        (lambda i, k, s, p: conv(i, k, s, p)[:-1, :-1], "your output is one row and one column short: the last "
+         "window is missing", "along each side there are floor((size + 2 * padding - kernel) / stride) + 1 windows"),
+    ]
+    return _check(answer, "convolution", cases, conv, mistakes, "(H_out, W_out)")
+
+
 # 09 · conditional VAE -----------------------------------------------------------------------
 
 def check_condition(answer):
@@ -343,7 +343,5 @@ CHECKS = {
     "00": [check_to_unit_range], "01": [check_interpolate], "02": [check_sigma_from_logvar],
     "03": [check_reparameterize], "04": [check_kl, check_reconstruction_loss],
     "05": [check_negative_elbo], "06": [check_to_uint8],
-    "08": [check_conv2d],
-    "07": [check_active_units],
-    "09": [check_condition],
+    "07": [check_active_units], "08": [check_conv2d], "09": [check_condition],
 }
