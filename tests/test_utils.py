@@ -168,9 +168,9 @@ def test_new_files_get_the_umask_mode():
     old = os.umask(0o027)
     try:
         assert vaelib.data.default_file_mode() == 0o640
+        assert os.umask(0o027) == 0o027  # reading the mode left the umask as it was
     finally:
         os.umask(old)
-    assert os.umask(old) == old  # the umask is left as it was
 
 
 def test_save_checkpoint_is_atomic(tmp_path, monkeypatch):

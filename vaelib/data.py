@@ -184,6 +184,13 @@ def default_file_mode():
     return 0o666 & ~umask
 
 
+def publish(tmp, target):
+    """Move a finished temporary file onto ``target`` in one step (``os.replace``), with the
+    permissions of a normally created file rather than mkstemp's owner-only 0o600."""
+    os.chmod(tmp, default_file_mode())
+    os.replace(tmp, target)
+
+
 def md5_of(path):
     """Hex MD5 of a file, read in chunks."""
     digest = hashlib.md5()
@@ -226,8 +233,7 @@ def download(filename, folder, mirrors=MIRRORS, md5=None, timeout=30):
             if got != expected:
                 failures.append(f"{url}: MD5 {got}, expected {expected}")
                 continue
-            os.chmod(tmp, default_file_mode())  # mkstemp makes files only we can read
-            os.replace(tmp, target)
+            publish(tmp, target)
             return target
         except (urllib.error.URLError, OSError, ValueError) as e:
             failures.append(f"{url}: {getattr(e, 'reason', e)}")

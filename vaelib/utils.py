@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import default_file_mode
+from .data import publish
 from .models import VAE, Autoencoder, ConditionalVAE, ConvVAE
 
 # The classes a checkpoint may name. A plain dict: checkpoints never run code.
@@ -50,8 +50,7 @@ def save_checkpoint(model, path, dtype=None, **extra):
         # the file it is given, so the same model would otherwise give different bytes each time.
         with os.fdopen(fd, "wb") as f:
             torch.save(checkpoint, f)
-        os.chmod(tmp, default_file_mode())  # mkstemp makes files only we can read
-        os.replace(tmp, path)
+        publish(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
