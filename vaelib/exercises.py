@@ -246,22 +246,22 @@ def check_active_units(answer):
     cases = [case(18, 40, [active, faint, offset, negative, weak, faint], 0.01),
              case(19, 60, [faint, weak, active, offset, dim, negative, weak, active], 0.05)]
     correct = lambda m, s, t: m.var(0) > t  # noqa: E731
+    used_sigma = ("you used sigma, the spread of each posterior, not how much mu moves from image to image",
+                  "a unit is active when its posterior mean mu varies across the data")
+    averaged_mu = ("you averaged mu over the images instead of measuring how much it varies",
+                   "a unit carries information when mu differs from image to image")
     mistakes = [
         (lambda m, s, t: m.var(0) < t, "your mask marks the inactive units", "active means a variance above the threshold"),
         (lambda m, s, t: m.var(1) > t, "you took the variance across the units of each image, shape (N,)",
          "the variance is over the images (dim 0): one number per unit"),
-        (lambda m, s, t: s.var(0) > t, "you used sigma, the spread of each posterior, not how much mu moves "
-         "from image to image", "a unit is active when its posterior mean mu varies across the data"),
-        (lambda m, s, t: (s**2).mean(0) > t, "you used sigma, the spread of each posterior, not how much mu moves "
-         "from image to image", "a unit is active when its posterior mean mu varies across the data"),
+        (lambda m, s, t: s.var(0) > t, *used_sigma),
+        (lambda m, s, t: (s**2).mean(0) > t, *used_sigma),
         (lambda m, s, t: m.std(0) > t, "you compared the standard deviation of mu with the threshold, not its variance",
          "the threshold is on the variance; a std of 0.03 is a variance of 0.0009"),
         (lambda m, s, t: (m**2).mean(0) > t, "you did not subtract the mean: a unit whose mu is the same nonzero "
          "value for every image counts as active", "a variance measures the spread around the mean"),
-        (lambda m, s, t: m.mean(0) > t, "you averaged mu over the images instead of measuring how much it varies",
-         "a unit carries information when mu differs from image to image"),
-        (lambda m, s, t: m.mean(0).abs() > t, "you averaged mu over the images instead of measuring how much it varies",
-         "a unit carries information when mu differs from image to image"),
+        (lambda m, s, t: m.mean(0) > t, *averaged_mu),
+        (lambda m, s, t: m.mean(0).abs() > t, *averaged_mu),
         (lambda m, s, t: m.var(0) > 0.01, "you used 0.01 whatever the threshold", "use the threshold argument"),
     ]
     try:

@@ -690,16 +690,13 @@ def conditional_explorer(model, digit=0, z=None, limit=3.0, step=0.05, scale=5, 
     row = _image(render_style(model, code(), everything, row_scale, mark=digit), "vaelib-row")
     status = ipywidgets.HTML("")
 
-    def draw_digit():
+    def draw():  # a new digit moves the row's underline, a new style changes every digit
         image.value = render_style(model, code(), [picker.value], scale)
-
-    def draw_all():
-        draw_digit()
         row.value = render_style(model, code(), everything, row_scale, mark=picker.value)
 
-    picker.observe(_guard(draw_all, status), names="value")  # the row's underline moves too
-    for s in sliders:
-        s.observe(_guard(draw_all, status), names="value")
+    redraw = _guard(draw, status)
+    for control in [picker, *sliders]:
+        control.observe(redraw, names="value")
 
     held = "" if n_sliders == latent_dim else f"; z{n_sliders + 1}..z{latent_dim} held at the start code"
     caption = ipywidgets.HTML(f"<small>decode(z, digit): the picked digit in the style z{held}</small>")
