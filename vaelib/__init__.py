@@ -10,11 +10,12 @@ Read it after the notebooks, one module at a time:
 * ``utils``  -- ``seed_everything``, checkpoints
 * ``exercises`` -- the checks of each notebook's exercises
 * ``pretrained`` -- the checkpoints that ship with vaelib (trained in notebooks 01 and 05, and for 08)
+* ``judge``  -- ``nearest_digit``: one criterion for what a decoded image looks like
 * ``report`` -- ``approx``: print a trained figure with its tolerance, checked
 * ``widgets`` -- the live explorers of notebooks 06 and 09: sliders -> decoded digits as PNG bytes
 """
 
-from . import data, exercises, losses, models, plots, pretrained, report, train, utils, widgets
+from . import data, exercises, judge, losses, models, plots, pretrained, report, train, utils, widgets
 from .data import load_fashion_mnist, load_mnist
 from .losses import (bernoulli_log_likelihood, gaussian_log_likelihood, iwae_log_likelihood,
                      kl_to_standard_normal, negative_elbo)
@@ -27,7 +28,7 @@ from .utils import check_environment, load_checkpoint, save_checkpoint, seed_eve
 __version__ = "0.1.0"
 
 __all__ = [
-    "data", "exercises", "losses", "models", "plots", "pretrained", "report", "train", "utils", "widgets",
+    "data", "exercises", "judge", "losses", "models", "plots", "pretrained", "report", "train", "utils", "widgets",
     "approx",
     "load_fashion_mnist", "load_mnist",
     "bernoulli_log_likelihood", "gaussian_log_likelihood", "iwae_log_likelihood",
