@@ -15,6 +15,7 @@ Read it after the notebooks, one module at a time:
 * ``widgets`` -- the live explorers of notebooks 06 and 09: sliders -> decoded digits as PNG bytes
 """
 
+from . import threads  # first, before torch loads: OpenMP's idle threads sleep (see threads.py)
 from . import data, exercises, judge, losses, models, plots, pretrained, report, train, utils, widgets
 from .data import load_fashion_mnist, load_mnist
 from .losses import (bernoulli_log_likelihood, gaussian_log_likelihood, iwae_log_likelihood,

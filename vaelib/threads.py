@@ -1,0 +1,164 @@
+"""How many CPU threads torch uses, and how its idle threads wait.
+
+torch runs its CPU kernels on OpenMP threads. Between two parallel regions an idle OpenMP thread
+*spins* by default (GNU OpenMP: some 300,000 polls before it sleeps). On a machine of its own that
+saves a few microseconds; beside another busy process it is a disaster: the spinning thread holds
+the core the other process (or torch's own other thread) needs. Measured on a 2-core machine, one
+training epoch of a 784-400-20 VAE beside one busy process took 3.8 times as long as alone with 2
+spinning threads (``benchmarks/contention.py`` prints the figures of this machine).
+
+So vaelib asks for ``OMP_WAIT_POLICY=PASSIVE`` (idle threads sleep at once) and uses at most two
+threads, never more than the CPUs this process may really use (its CPU affinity and its cgroup CPU
+quota, as on Binder or in a container, where ``os.cpu_count()`` shows the whole host).
+
+OpenMP reads ``OMP_WAIT_POLICY`` once, when torch's shared libraries load (``import torch``);
+setting it later changes nothing. It is set, without overriding a value you chose:
+
+* when ``vaelib`` is imported before ``torch`` (``vaelib/__init__.py`` imports this module first);
+* by the first code cell of every notebook (the set-up cell), before anything imports torch;
+* by the test suite (``tests/conftest.py``), so every notebook kernel the tests start inherits it;
+* on Binder by the ``start`` script.
+
+Elsewhere, set it yourself before starting Python or Jupyter: ``export OMP_WAIT_POLICY=PASSIVE``.
+
+The thread count depends only on the machine (never on the load), so results stay bit-identical
+run to run on one machine; other thread counts change float sums in their last digits, like other
+CPUs do, which the notebooks' stated tolerances cover.
+"""
+
+import math
+import os
+import sys
+
+#: What vaelib asks OpenMP for (see the module docstring).
+WAIT_POLICY = "PASSIVE"
+#: The most threads vaelib uses by default: small MLPs gain little from more, and two threads give
+#: the same results on every machine with at least two CPUs.
+MAX_THREADS = 2
+
+_TORCH_LOADED_FIRST = "torch" in sys.modules
+
+
+def set_wait_policy(policy=WAIT_POLICY):
+    """Put ``OMP_WAIT_POLICY`` in the environment unless it is already set; return the value in force.
+
+    It only takes effect if torch has not been imported yet in this process, and it is inherited
+    by processes started from this one (notebook kernels, workers).
+    """
+    return os.environ.setdefault("OMP_WAIT_POLICY", policy)
+
+
+def _initial_environment():
+    """The environment this process started with (Linux), or None if it cannot be read."""
+    try:
+        with open("/proc/self/environ", "rb") as f:
+            pairs = f.read().split(b"\0")
+    except OSError:
+        return None
+    return dict(p.decode(errors="replace").split("=", 1) for p in pairs if b"=" in p)
+
+
+def wait_policy():
+    """The OpenMP wait policy torch's threads were started with, as far as can be told.
+
+    Returns ``"PASSIVE"``, ``"ACTIVE"``, ``"default"`` (unset: spin, then sleep) or ``"unknown"``
+    (torch was imported before vaelib and the process's initial environment cannot be read).
+    """
+    if not _TORCH_LOADED_FIRST:  # this module ran set_wait_policy before torch loaded
+        value = os.environ.get("OMP_WAIT_POLICY")
+    else:
+        initial = _initial_environment()
+        if initial is None:
+            return "unknown"
+        value = initial.get("OMP_WAIT_POLICY")
+    return value.upper() if value else "default"
+
+
+def _read_quota(directory):
+    """CPUs allowed by the cgroup directory's own limit (v2 ``cpu.max`` or v1 CFS files), or None."""
+    try:
+        with open(os.path.join(directory, "cpu.max")) as f:  # v2: "max 100000" or "150000 100000"
+            quota, period = f.read().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        with open(os.path.join(directory, "cpu.cfs_quota_us")) as f:  # v1: -1 when unlimited
+            quota = int(f.read())
+        with open(os.path.join(directory, "cpu.cfs_period_us")) as f:
+            period = int(f.read())
+        return None if quota <= 0 or period <= 0 else quota / period
+    except (OSError, ValueError):
+        return None
+
+
+def cgroup_cpu_quota(root="/sys/fs/cgroup", proc_cgroup="/proc/self/cgroup"):
+    """The CPU quota of this process's cgroup and its ancestors, in CPUs (e.g. 1.5), or None if none."""
+    try:
+        with open(proc_cgroup) as f:
+            entries = [line.rstrip("\n").split(":", 2) for line in f if line.count(":") >= 2]
+    except OSError:
+        return None
+    quotas = []
+    for _, controllers, path in entries:
+        if controllers == "":  # cgroup v2: one unified tree
+            bases = [root, os.path.join(root, "unified")]
+        elif "cpu" in controllers.split(","):  # cgroup v1: the tree of the cpu controller
+            bases = [os.path.join(root, controllers), os.path.join(root, "cpu"), os.path.join(root, "cpu,cpuacct")]
+        else:
+            continue
+        for base in bases:
+            directory = os.path.join(base, path.lstrip("/"))
+            if not os.path.isdir(directory):
+                continue
+            while True:  # a parent's limit applies to its children too
+                quota = _read_quota(directory)
+                if quota is not None:
+                    quotas.append(quota)
+                if os.path.samefile(directory, base):
+                    break
+                directory = os.path.dirname(directory)
+            break
+    return min(quotas) if quotas else None
+
+
+def available_cpus():
+    """How many CPUs this process may really use: the least of the CPU count, the CPUs in its
+    affinity mask (``taskset``, ``docker --cpuset-cpus``) and its cgroup CPU quota (Binder,
+    ``docker --cpus``, Kubernetes limits), rounded down, and at least 1."""
+    counts = [os.cpu_count() or 1]
+    if hasattr(os, "sched_getaffinity"):
+        counts.append(len(os.sched_getaffinity(0)))
+    quota = cgroup_cpu_quota()
+    if quota is not None:
+        counts.append(max(1, math.floor(quota)))
+    return max(1, min(counts))
+
+
+def default_threads():
+    """The thread count vaelib uses: ``$OMP_NUM_THREADS`` if you set it, else
+    ``min(MAX_THREADS, available_cpus())``."""
+    try:
+        chosen = int(os.environ.get("OMP_NUM_THREADS", ""))
+    except ValueError:
+        chosen = 0
+    return chosen if chosen > 0 else min(MAX_THREADS, available_cpus())
+
+
+def configure_threads(threads=None):
+    """Set torch's CPU thread count; return it.
+
+    Args:
+        threads: ``None`` for :func:`default_threads`; a number is an upper bound: torch gets
+            ``min(threads, available_cpus())``, since threads beyond the CPUs this process may use
+            only wait for each other.
+    """
+    import torch
+
+    count = default_threads() if threads is None else max(1, min(int(threads), available_cpus()))
+    if torch.get_num_threads() != count:
+        torch.set_num_threads(count)
+    return count
+
+
+set_wait_policy()
