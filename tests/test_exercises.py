@@ -1,6 +1,7 @@
 """Every exercise check passes a correct answer and names each classic mistake it promises to catch."""
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,16 @@ def kl(m, s):
 
 def t(steps):
     return torch.linspace(0, 1, steps).unsqueeze(1)
+
+
+def angle(a, b, cosine=None):
+    cosine = torch.dot(a / a.norm(), b / b.norm()).clamp(-1, 1) if cosine is None else cosine
+    return torch.arccos(cosine)
+
+
+def slerp(a, b, t, cosine=None):
+    omega, t = angle(a, b, cosine), t.unsqueeze(1)
+    return (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
 
 
 def not_done(*args):
@@ -72,11 +83,22 @@ CASES = [
         (lambda x, l, m, s, b: bce(x, l) / 784 + b * kl(m, s), "averaged the reconstruction"),
         (lambda x, l, m, s, b: bce(x, l), "KL term is missing"),
     ]),
-    (ex.check_to_uint8, lambda p: (p * 255).round().to(torch.uint8).view(-1, 28, 28), [
-        (lambda p: (p * 255).to(torch.uint8).view(-1, 28, 28), "truncated"),
-        (lambda p: p.to(torch.uint8).view(-1, 28, 28), "not scaled"),
-        (lambda p: (p * 255).round().to(torch.uint8), "still flat"),
-        (lambda p: (p * 255).round().view(-1, 28, 28), "dtype"),
+    (ex.check_iwae_estimate, lambda lw: torch.logsumexp(lw, 0) - math.log(len(lw)), [
+        (lambda lw: lw.mean(0), "averaged the log-weights"),
+        (lambda lw: torch.logsumexp(lw, 0), "forgot the 1/k"),
+        (lambda lw: torch.logsumexp(lw, 0) / len(lw), "divided the log of the sum by k"),
+        (lambda lw: torch.log(torch.exp(lw).mean(0)), "exp underflowed"),
+        (lambda lw: torch.log(torch.exp(lw).sum(0) / len(lw)), "exp underflowed"),
+        (lambda lw: lw.max(0).values, "only the largest weight"),
+        (lambda lw: torch.logsumexp(lw, 1) - math.log(lw.shape[1]), "expected (3,)"),
+    ]),
+    (ex.check_slerp, slerp, [
+        (lambda a, b, t: a + t[:, None] * (b - a), "straight line"),
+        (lambda a, b, t: slerp(b, a, t), "backwards"),
+        (lambda a, b, t: slerp(a, b, t) * torch.sin(angle(a, b)), "forgot to divide by sin(omega)"),
+        (lambda a, b, t: slerp(a / a.norm(), b / b.norm(), t), "unit sphere"),
+        (lambda a, b, t: slerp(a, b, t, cosine=torch.dot(a, b)), "contains nan"),
+        (lambda a, b, t: slerp(a, b, t)[:, :1], "expected (5, 2)"),
     ]),
     (ex.check_conv2d, lambda i, k, s, p: F.conv2d(i[None, None], k[None, None], stride=s, padding=p)[0, 0], [
         (lambda i, k, s, p: F.conv2d(i[None, None], k.flip(0, 1)[None, None], stride=s, padding=p)[0, 0],

@@ -6,6 +6,8 @@ are not, it recognizes the classic mistakes by name and gives a hint, never the 
 It returns ``True`` when your answer is right, so ``assert check_kl(my_kl)`` works too.
 """
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -209,21 +211,69 @@ def check_negative_elbo(answer):
     return _check(answer, "negative ELBO", cases, correct, mistakes, "(batch,): one loss per example")
 
 
+def check_iwae_estimate(answer):
+    """``answer(log_w)``: log importance weights ``(k, n)``, ``log w_i = log p(x, z_i) - log q(z_i | x)``
+    for k samples ``z_i ~ q(z | x)`` of each of n images -> ``(n,)`` the estimate
+    ``log (1/k) sum_i w_i`` of log p(x), in nats."""
+    def case(seed, k, n, centre, spread):
+        g = torch.Generator().manual_seed(seed)
+        return (centre + spread * torch.randn(k, n, generator=g),)
+    # small log-weights first (every formula is finite), then digit-sized ones (e^-120 underflows float32)
+    cases = [case(21, 7, 3, 0.0, 2.0), case(22, 50, 4, -120.0, 5.0)]
+    correct = lambda lw: torch.logsumexp(lw, dim=0) - math.log(len(lw))  # noqa: E731
+    mistakes = [
+        (lambda lw: lw.mean(0), "you averaged the log-weights: that is the ELBO estimated with k samples, "
+         "not the importance-weighted estimate", "the average goes inside the log: log of (1/k) sum_i w_i"),
+        (lambda lw: torch.logsumexp(lw, dim=0), "you forgot the 1/k: your estimate is too high by log k",
+         "log((1/k) sum_i w_i) = log(sum_i w_i) - log k"),
+        (lambda lw: torch.logsumexp(lw, dim=0) / len(lw), "you divided the log of the sum by k",
+         "dividing inside the log is subtracting log k outside it"),
+        (lambda lw: torch.log(torch.exp(lw).mean(0)), "exp underflowed: these weights are about e^-120, below "
+         "the smallest float32, so their mean is 0 and its log is -inf", "stay in log space: torch.logsumexp"),
+        (lambda lw: lw.max(0).values, "you kept only the largest weight",
+         "that is close only when one weight dominates: sum all k of them"),
+    ]
+    return _check(answer, "IWAE estimate", cases, correct, mistakes, "(n,): one estimate per image")
+
+
 # 06 · latent explorer -----------------------------------------------------------------------
 
-def check_to_uint8(answer):
-    """``answer(probs)``: pixel values ``(N, 784)`` in [0, 1] -> uint8 images ``(N, 28, 28)`` in 0..255, rounded."""
-    cases = [(torch.rand(3, 784, generator=torch.Generator().manual_seed(13)),),
-             (torch.rand(5, 784, generator=torch.Generator().manual_seed(14)),)]
-    correct = lambda p: (p * 255).round().to(torch.uint8).view(-1, 28, 28)  # noqa: E731
+def check_slerp(answer):
+    """``answer(z_a, z_b, t)``: codes ``(d,)`` and fractions ``t`` ``(steps,)`` in [0, 1] -> ``(steps, d)``
+    points of the spherical interpolation (White, 2016): with ``omega`` the angle between z_a and z_b,
+    ``z(t) = sin((1 - t) omega) / sin(omega) * z_a + sin(t omega) / sin(omega) * z_b``."""
+    def case(seed, d, steps):
+        g = torch.Generator().manual_seed(seed)
+        return torch.randn(d, generator=g), 1.5 * torch.randn(d, generator=g), torch.linspace(0, 1, steps)
+
+    def slerp(a, b, t, ends=None):
+        omega = torch.arccos(torch.clamp(torch.dot(a / a.norm(), b / b.norm()), -1, 1))
+        t = t.unsqueeze(1)
+        ea, eb = ends if ends is not None else (a, b)
+        return (torch.sin((1 - t) * omega) * ea + torch.sin(t * omega) * eb) / torch.sin(omega)
+
+    cases = [case(23, 2, 5), case(24, 20, 9)]
+    t_col = lambda t: t.unsqueeze(1)  # noqa: E731
     mistakes = [
-        (lambda p: (p * 255).to(torch.uint8).view(-1, 28, 28), "you truncated instead of rounding",
-         "0.999 * 255 should become 255, not 254"),
-        (lambda p: p.to(torch.uint8).view(-1, 28, 28), "the values were not scaled to 0..255",
-         "uint8 pixels run from 0 to 255"),
-        (lambda p: (p * 255).round().to(torch.uint8), "the images are still flat", "reshape to (N, 28, 28)"),
+        (lambda a, b, t: (1 - t_col(t)) * a + t_col(t) * b, "that is the straight line between the codes",
+         "weight z_a and z_b by sines of fractions of the angle omega between them"),
+        (lambda a, b, t: slerp(b, a, t), "your path runs backwards, from z_b to z_a", "at t = 0 you should be at z_a"),
+        (lambda a, b, t: slerp(a, b, t) * torch.sin(torch.arccos(torch.clamp(
+            torch.dot(a / a.norm(), b / b.norm()), -1, 1))), "you forgot to divide by sin(omega): the path does "
+         "not start at z_a", "at t = 0 the weight of z_a must be exactly 1"),
+        (lambda a, b, t: slerp(a, b, t, (a / a.norm(), b / b.norm())), "your path runs on the unit sphere: "
+         "you interpolated the directions and dropped the lengths", "use unit vectors only to find the angle"),
     ]
-    return _check(answer, "conversion", cases, correct, mistakes, "(N, 28, 28)", dtype=torch.uint8)
+    result = None
+    try:
+        result = answer(*cases[1])
+    except Exception:
+        pass  # _check below reports it
+    if torch.is_tensor(result) and torch.isnan(result).any():
+        print("Not quite: your path contains nan. Hint: arccos needs a cosine in [-1, 1]: divide the dot product "
+              "by both lengths (and clamp it).")
+        return False
+    return _check(answer, "spherical interpolation", cases, slerp, mistakes, "(steps, latent_dim)")
 
 
 
@@ -342,6 +392,6 @@ def check_condition(answer):
 CHECKS = {
     "00": [check_to_unit_range], "01": [check_interpolate], "02": [check_sigma_from_logvar],
     "03": [check_reparameterize], "04": [check_kl, check_reconstruction_loss],
-    "05": [check_negative_elbo], "06": [check_to_uint8],
+    "05": [check_negative_elbo], "06": [check_slerp],
     "07": [check_active_units], "08": [check_conv2d], "09": [check_condition],
 }
