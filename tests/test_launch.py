@@ -155,3 +155,32 @@ def test_every_notebook_is_listed_in_the_readme_the_welcome_notebook_and_lecture
     assert f"](notebooks/{path.name})" in (ROOT / "README.md").read_text(), f"README.md does not link {path.name}"
     assert f"`{path.stem}`" in welcome, f"00_welcome's list of notebooks misses {path.stem}"
     assert f"`{path.stem}`" in (ROOT / "LECTURERS.md").read_text(), f"LECTURERS.md misses {path.stem}"
+
+
+# --- a busy machine: nbval's wait for outputs (tests/conftest.py) ------------------------------------
+
+PROBE = '''
+import os
+def pytest_collection_finish(session):
+    waits = sorted({i.output_timeout for i in session.items if type(i).__module__.startswith("nbval")})
+    print("NBVAL_WAITS", waits, "OMP_WAIT_POLICY", os.environ.get("OMP_WAIT_POLICY"))
+'''
+
+
+@pytest.mark.parametrize("args", [["tests/test_launch.py"], ["-p", "tests.conftest"]],
+                         ids=["whole-suite", "one-notebook"])
+def test_conftest_gives_nbval_cells_a_longer_wait_for_output(args, tmp_path):
+    """Collected as `pytest` collects (tests/ among the paths) or with the conftest named as a plugin,
+    every nbval cell waits 60 s for its outputs, not nbval's fixed 5 s, and kernels get the wait policy."""
+    import os
+    import subprocess
+
+    from conftest import NBVAL_OUTPUT_WAIT
+
+    (tmp_path / "nbval_probe.py").write_text(PROBE)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    env.pop("OMP_WAIT_POLICY", None)
+    out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "nbval_probe", *args,
+                          "notebooks/00_welcome.ipynb"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert f"NBVAL_WAITS [{NBVAL_OUTPUT_WAIT}] OMP_WAIT_POLICY PASSIVE" in out.stdout, out.stdout + out.stderr
+    assert NBVAL_OUTPUT_WAIT >= 60

@@ -1,0 +1,25 @@
+"""Set-up shared by the whole suite: the unit tests in tests/ and the notebooks nbval re-executes.
+
+pytest loads this file when tests/ is among the paths it collects, as the README's plain `pytest`
+does. To test one notebook with the same set-up, name this file as a plugin:
+    python -m pytest -p tests.conftest notebooks/05_training.ipynb
+"""
+
+import os
+
+# Let OpenMP's idle threads sleep instead of spinning (see vaelib/threads.py): set here, before
+# anything imports torch, for this process and every notebook kernel nbval starts (they inherit it).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+#: Seconds nbval waits for each further output message of a cell once the cell has finished.
+#: nbval 0.11 fixes it at 5 s (IPyNbCell.output_timeout, set in its __init__; --nbval-cell-timeout does
+#: not change it), and on a loaded machine a training cell failed with "Timeout of 5 seconds exceeded
+#: waiting for output". A cell that really hangs is still caught by --nbval-cell-timeout.
+NBVAL_OUTPUT_WAIT = 60
+
+
+def pytest_collection_modifyitems(config, items):
+    """Give every nbval cell NBVAL_OUTPUT_WAIT seconds to deliver each output message."""
+    for item in items:
+        if type(item).__module__.startswith("nbval") and hasattr(item, "output_timeout"):
+            item.output_timeout = max(item.output_timeout, NBVAL_OUTPUT_WAIT)
