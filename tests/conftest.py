@@ -6,6 +6,11 @@ does. To test one notebook with the same set-up, name this file as a plugin:
 """
 
 import os
+from pathlib import Path
+
+#: The repository's root and its notebooks in order, for the tests that read files of the repository.
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 # Let OpenMP's idle threads sleep instead of spinning (see vaelib/threads.py): set here, before
 # anything imports torch, for this process and every notebook kernel nbval starts (they inherit it).
