@@ -1,8 +1,14 @@
-"""vaelib.train: fit learns, keeps a history, stops cleanly on NaN and on Ctrl-C, puts the model
-back where it was; evaluate averages correctly; pick_device."""
+"""vaelib.train: fit learns, keeps a history, follows a learning-rate schedule, stops cleanly on NaN
+and on Ctrl-C, puts the model back where it was, leaves a true text for static renders of its bar;
+evaluate averages correctly; pick_device; the CUDA paths (skipped without a GPU)."""
+
+import contextlib
+import io
+import math
 
 import pytest
 import torch
+import tqdm.notebook
 
 import vaelib
 from vaelib import train
@@ -94,6 +100,63 @@ def test_fit_is_reproducible(mnist):
     assert all(torch.equal(a, b) for a, b in zip(runs[0][1], runs[1][1]))
 
 
+def test_fit_is_reproducible_with_a_schedule(mnist):
+    x, _ = mnist
+    runs = []
+    for _ in range(2):
+        model = small_vae()
+        torch.manual_seed(1)
+        history = vaelib.fit(model, x[:300], epochs=2, batch_size=64, lr=3e-3, schedule="onecycle", progress=False)
+        runs.append((history, [p.detach().clone() for p in model.parameters()]))
+    assert runs[0][0] == runs[1][0]
+    assert all(torch.equal(a, b) for a, b in zip(runs[0][1], runs[1][1]))
+
+
+@pytest.mark.parametrize("schedule, first, last", [
+    (None, 1e-2, 1e-2), ("constant", 1e-2, 1e-2),
+    ("cosine", 1e-2, 1e-2 * (1 + math.cos(math.pi * 9 / 10)) / 2), ("onecycle", 1e-2 / 25, 1e-2 / 25 / 1e4)])
+def test_fit_steps_the_schedule_once_per_batch(mnist, schedule, first, last):
+    x, _ = mnist
+    model = small_vae()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    seen = []   # the learning rate of each step
+    optimizer.register_step_pre_hook(lambda opt, args, kwargs: seen.append(opt.param_groups[0]["lr"]))
+    vaelib.fit(model, x[:500], epochs=2, batch_size=100, optimizer=optimizer, schedule=schedule, progress=False)
+    assert len(seen) == 10 and seen[0] == pytest.approx(first) and seen[-1] == pytest.approx(last)
+    if schedule == "cosine":
+        assert seen == sorted(seen, reverse=True) and seen[5] == pytest.approx(1e-2 / 2)
+    if schedule == "onecycle":
+        assert max(seen) == pytest.approx(1e-2) and seen.index(max(seen)) == 2   # up for 30 % of the 10 steps
+
+
+def test_fit_accepts_a_schedule_function_and_rejects_unknown_names(mnist):
+    x, _ = mnist
+    calls = []
+
+    def halve_each_step(optimizer, total_steps):
+        calls.append(total_steps)
+        return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.5)
+
+    model = small_vae()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    vaelib.fit(model, x[:300], epochs=1, batch_size=100, optimizer=optimizer, schedule=halve_each_step, progress=False)
+    assert calls == [3] and optimizer.param_groups[0]["lr"] == 1e-3 / 8
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        vaelib.fit(small_vae(FailingVAE, at=1, failure=AssertionError("trained")), x[:10], schedule="cosin",
+                   progress=False)
+
+
+def test_progress_bar_in_a_notebook_stores_a_true_text(monkeypatch, mnist):
+    """In Jupyter the bar is a widget; a static render shows its text/plain, which must not read 0 %."""
+    x, _ = mnist
+    monkeypatch.setattr(train, "tqdm", tqdm.notebook.tqdm)
+    shown = io.StringIO()
+    with contextlib.redirect_stdout(shown):   # outside a kernel, IPython's display prints the bundle
+        vaelib.fit(small_vae(), x[:300], epochs=2, batch_size=100)
+    assert "'text/plain': 'training: 2 epochs, 6 steps'" in shown.getvalue()
+    assert "application/vnd.jupyter.widget-view+json" in shown.getvalue() and "0%" not in shown.getvalue()
+
+
 def test_fit_an_autoencoder_and_image_shaped_data(mnist):
     x, x_test = mnist
     torch.manual_seed(0)
@@ -156,6 +219,34 @@ def test_fit_on_cuda_returns_the_model_to_the_cpu(mnist):
     model = small_vae()
     history = vaelib.fit(model, x[:300], x_test[:100], epochs=1, device="cuda", progress=False)
     assert next(model.parameters()).device == torch.device("cpu") and len(history["epoch"]) == 1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_fit_evaluate_and_iwae_match_the_cpu_closely(mnist):
+    x, x_test = mnist
+    model = small_vae()
+    history = vaelib.fit(model, x[:1000], x_test[:200], epochs=2, lr=3e-3, schedule="cosine", device="cuda",
+                         progress=False)
+    assert history["test_loss"][1] < history["test_loss"][0]
+    assert next(model.parameters()).device.type == "cpu"
+    on_cpu = vaelib.evaluate(model, x_test[:200])["loss"]
+    model.to("cuda")
+    torch.manual_seed(0)
+    on_gpu = vaelib.evaluate(model, x_test[:200])["loss"]          # CPU data, CUDA model: moved once
+    assert on_gpu == pytest.approx(on_cpu, abs=3.0)
+    elbo = -vaelib.evaluate(model, x_test[:50])["loss"]
+    log_px = vaelib.iwae_log_likelihood(model, x_test[:50], k=100)
+    assert log_px.shape == (50,) and torch.isfinite(log_px).all()
+    assert elbo - 1.0 < log_px.mean().item() < elbo + 20.0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_fit_stops_on_nan_by_the_end_of_the_epoch(mnist):
+    x, _ = mnist
+    model = small_vae(FailingVAE, at=3, failure="nan")
+    with pytest.raises(FloatingPointError, match=r"nan during epoch 2; try a lower learning rate"):
+        vaelib.fit(model, x[:200], epochs=3, batch_size=100, device="cuda", progress=False)
+    assert next(model.parameters()).device.type == "cpu"
 
 
 @pytest.mark.parametrize("kwargs", [{"epochs": -1}, {"lr": 0}, {"lr": -1e-3}, {"batch_size": 0}])

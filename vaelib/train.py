@@ -10,6 +10,8 @@ import math
 
 import torch
 from tqdm.auto import tqdm
+from tqdm.notebook import tqdm as notebook_tqdm
+from tqdm.std import tqdm as text_tqdm
 
 
 def pick_device():
@@ -51,29 +53,87 @@ def _loss_terms(model, x, labels, beta):
     return model.loss(x, beta) if labels is None else model.loss(x, beta, labels=labels)
 
 
+def _on_device(data, device):
+    """``data`` (images, or an ``(images, labels)`` pair) on ``device``, moved once (no copy if already there)."""
+    if isinstance(data, (tuple, list)):
+        return tuple(part.to(device) if torch.is_tensor(part) else part for part in data)
+    return data.to(device) if torch.is_tensor(data) else data
+
+
 @torch.no_grad()
 def evaluate(model, data, beta=1.0, batch_size=1000):
     """Mean of each loss term of ``model.loss`` over ``data`` (images or ``(images, labels)``).
+
+    The data go to the model's device once, and each batch's sums stay there until the end (one
+    copy to the host, then added up in float64), so a GPU is not made to wait after every batch.
 
     Returns:
         dict of floats in nats per example, e.g. ``{"loss": 140.2, "recon": 134.0, "kl": 6.2}``.
     """
     images, labels = _split_data(data, "data", model)
     device = next(model.parameters()).device
+    images = images.to(device)
+    labels = None if labels is None else labels.to(device)
     was_training = model.training
     model.eval()
-    totals = {}
+    sums = {}
     for start in range(0, len(images), batch_size):
-        y = None if labels is None else labels[start:start + batch_size].to(device)
-        parts = _loss_terms(model, images[start:start + batch_size].to(device), y, beta)
+        y = None if labels is None else labels[start:start + batch_size]
+        parts = _loss_terms(model, images[start:start + batch_size], y, beta)
         for name, value in parts.items():
-            totals[name] = totals.get(name, 0.0) + value.sum().item()
+            sums.setdefault(name, []).append(value.sum())
     model.train(was_training)
-    return {name: total / len(images) for name, total in totals.items()}
+    return {name: sum(torch.stack(batch_sums).tolist()) / len(images) for name, batch_sums in sums.items()}
+
+
+def _progress_bar(total, summary, progress):
+    """A tqdm bar over ``total`` steps, updated at most twice a second.
+
+    In Jupyter it is a widget. A saved notebook opened where the widget cannot be drawn (a static
+    render, nbviewer, GitHub) shows the widget's text instead, which tqdm would take at the start:
+    an empty bar, "0%". Here that text is ``summary`` (e.g. "training: 30 epochs, 1,890 steps"),
+    true however the run went.
+    """
+    if not progress or not issubclass(tqdm, notebook_tqdm):
+        return tqdm(total=total, disable=not progress, unit="step", mininterval=0.5)
+    from IPython.display import display
+
+    try:
+        bar = tqdm(total=total, unit="step", mininterval=0.5, display=False)
+    except ImportError:   # Jupyter without ipywidgets: tqdm's text bar
+        return text_tqdm(total=total, unit="step", mininterval=0.5)
+    display({"text/plain": summary,
+             "application/vnd.jupyter.widget-view+json": {"version_major": 2, "version_minor": 0,
+                                                          "model_id": bar.container.model_id}}, raw=True)
+    return bar
+
+
+SCHEDULES = (None, "constant", "cosine", "onecycle")
+
+
+def make_scheduler(optimizer, schedule, total_steps):
+    """The learning-rate scheduler :func:`fit` steps after every batch, or ``None`` for a constant rate.
+
+    * ``None`` or ``"constant"``: the rate stays at ``lr``.
+    * ``"cosine"``: from ``lr`` down to 0 along half a cosine over all the steps (Loshchilov & Hutter, 2017).
+    * ``"onecycle"``: up from ``lr / 25`` to ``lr`` in the first 30 % of the steps, then down to about 0
+      (Smith & Topin, 2019; ``torch.optim.lr_scheduler.OneCycleLR`` with its defaults).
+    * a function ``schedule(optimizer, total_steps)`` that returns any ``torch.optim.lr_scheduler`` object.
+    """
+    if callable(schedule):
+        return schedule(optimizer, total_steps)
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES} or a function, got {schedule!r}")
+    if schedule in (None, "constant") or total_steps == 0:
+        return None
+    if schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+    max_lr = [group["lr"] for group in optimizer.param_groups]
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=total_steps)
 
 
 def fit(model, train_data, test_data=None, epochs=10, batch_size=128, lr=1e-3, beta=1.0,
-        device=None, optimizer=None, history=None, progress=True):
+        device=None, optimizer=None, history=None, progress=True, schedule=None):
     """Train ``model`` by minimizing the batch mean of ``model.loss(x, beta)["loss"]`` with Adam.
 
     Args:
@@ -87,6 +147,8 @@ def fit(model, train_data, test_data=None, epochs=10, batch_size=128, lr=1e-3, b
             rounds differently).
         history: a history returned by an earlier call, to continue it.
         progress: show a tqdm progress bar.
+        schedule: how the learning rate moves over this call's steps, stepped after every batch:
+            ``None`` (constant), ``"cosine"``, ``"onecycle"`` or a function (see :func:`make_scheduler`).
 
     Returns:
         history: dict of lists, one entry per epoch: ``"epoch"``, ``"train_loss"``,
@@ -112,7 +174,11 @@ def fit(model, train_data, test_data=None, epochs=10, batch_size=128, lr=1e-3, b
     history = history if history is not None else {}
     first_epoch = len(history.get("epoch", [])) + 1
     steps_per_epoch = math.ceil(len(images) / batch_size)
-    bar = tqdm(total=epochs * steps_per_epoch, disable=not progress, unit="step")
+    scheduler = make_scheduler(optimizer, schedule, epochs * steps_per_epoch)
+    bar = _progress_bar(epochs * steps_per_epoch,
+                        f"training: {epochs} epochs, {epochs * steps_per_epoch:,} steps", progress)
+    check_every_step = device.type == "cpu"   # elsewhere the check would make the host wait for each step
+    test_data = None if test_data is None else _on_device(test_data, device)
     step = 0
     try:
         for epoch in range(first_epoch, first_epoch + epochs):
@@ -126,16 +192,21 @@ def fit(model, train_data, test_data=None, epochs=10, batch_size=128, lr=1e-3, b
                 y = None if labels is None else labels.index_select(0, rows)
                 parts = _loss_terms(model, images.index_select(0, rows), y, beta)
                 loss = parts["loss"].mean()
-                if not torch.isfinite(loss):
+                if check_every_step and not torch.isfinite(loss):
                     raise FloatingPointError(
                         f"the loss became {loss.item()} at epoch {epoch}, step {step}; "
                         f"try a lower learning rate than lr={lr}")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
                 for name, value in parts.items():
                     totals[name] = totals.get(name, 0.0) + value.detach().sum()
                 bar.update()
+            if not check_every_step and not all(torch.isfinite(t) for t in totals.values()):
+                raise FloatingPointError(f"the loss became {totals['loss'].item()} during epoch {epoch}; "
+                                         f"try a lower learning rate than lr={lr}")
             history.setdefault("epoch", []).append(epoch)
             for name, total in totals.items():
                 history.setdefault(f"train_{name}", []).append(total.item() / len(images))
@@ -144,7 +215,7 @@ def fit(model, train_data, test_data=None, epochs=10, batch_size=128, lr=1e-3, b
                 for name, value in evaluate(model, test_data, beta).items():
                     history.setdefault(f"test_{name}", []).append(value)
                 postfix["test"] = f"{history['test_loss'][-1]:.1f}"
-            bar.set_postfix(postfix)
+            bar.set_postfix(postfix, refresh=False)
     except KeyboardInterrupt:
         print(f"Training interrupted at step {step}: keeping the model and the history so far "
               f"({len(history.get('epoch', []))} complete epochs).")
