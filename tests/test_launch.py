@@ -1,6 +1,7 @@
 """The ways into the series: README commands, CI, Colab badges and set-up cells, Binder, slides."""
 
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -97,23 +98,62 @@ def test_readme_has_binder_badge_opening_the_welcome_notebook():
     assert "https://mybinder.org/badge_logo.svg" in readme
 
 
-def package_names(lines, rename):
-    names = set()
+# Names checked on conda-forge's package pages (December 2026). Add a name only after checking it there:
+# one wrong name fails the whole Binder build, and the build cannot be tried from here.
+CONDA_FORGE_NAMES = {"python", "pip", "pytorch-cpu", "numpy", "matplotlib-base", "tqdm", "ipywidgets", "jupyterlab",
+                     "jupyterlab_rise"}
+CONDA_TO_PIP = {"pytorch-cpu": "torch", "matplotlib-base": "matplotlib", "jupyterlab_rise": "jupyterlab-rise"}
+TEST_ONLY = {"pytest", "nbval", "playwright"}
+
+
+def requirement_lines(lines):
+    """``{name: spec}`` of requirement lines such as ``torch>=2.2`` or ``- pytorch-cpu>=2.2`` (comments dropped)."""
+    found = {}
     for line in lines:
-        line = line.split("#")[0].strip().lstrip("- ").strip()
-        match = re.match(r"([A-Za-z][\w.-]*)", line)
-        if match and match.group(1) not in ("pip", "python", "name", "channels", "dependencies", "conda-forge", "nodefaults"):
-            names.add(rename.get(match.group(1).lower(), match.group(1).lower()))
-    return names
+        line = line.split("#")[0].strip().removeprefix("- ").strip()
+        match = re.fullmatch(r"([A-Za-z][\w.-]*)\s*(.*)", line)
+        if match:
+            found[match.group(1)] = match.group(2).replace(" ", "")
+    return found
 
 
-def test_environment_yml_and_requirements_name_the_same_packages():
-    conda_to_pip = {"pytorch-cpu": "torch", "matplotlib-base": "matplotlib"}
-    env = (ROOT / "environment.yml").read_text().split("dependencies:", 1)[1].split("- pip:")[0]
-    reqs = (ROOT / "requirements.txt").read_text().splitlines()
-    assert package_names(env.splitlines(), conda_to_pip) == package_names(reqs, {})
-    assert "pytorch-cpu" in env, "Binder must get the CPU-only build"
-    assert "conda-forge" in (ROOT / "environment.yml").read_text()
+def environment_yml():
+    text = (ROOT / "environment.yml").read_text()
+    return requirement_lines(text.split("dependencies:", 1)[1].splitlines())
+
+
+def requirements_txt():
+    """(runtime, test-only) requirements of requirements.txt, split at its '--- tests only' line."""
+    runtime, tests = (ROOT / "requirements.txt").read_text().split("# --- tests only", 1)
+    normalize = lambda reqs: {re.sub(r"[-_.]+", "-", name).lower(): spec for name, spec in reqs.items()}  # noqa: E731
+    return normalize(requirement_lines(runtime.splitlines())), normalize(requirement_lines(tests.splitlines()[1:]))
+
+
+def test_binder_environment_holds_the_runtime_requirements_and_no_test_only_package():
+    env = environment_yml()
+    runtime, tests = requirements_txt()
+    assert set(tests) == TEST_ONLY
+    assert set(env) <= CONDA_FORGE_NAMES, f"not checked on conda-forge: {set(env) - CONDA_FORGE_NAMES}"
+    as_pip = {CONDA_TO_PIP.get(name, name): spec for name, spec in env.items() if name not in ("python", "pip")}
+    assert as_pip == runtime, "environment.yml and requirements.txt must name the same runtime packages and minimums"
+    assert not TEST_ONLY & set(as_pip) and "playwright-python" not in env, "tests do not run on Binder"
+    assert all(spec.startswith(">=") for spec in runtime.values()), "ranges, not pins (Colab and Binder must solve)"
+    text = (ROOT / "environment.yml").read_text()
+    assert "conda-forge" in text and "nodefaults" in text and "pytorch-cpu" in env, "Binder gets the CPU-only build"
+
+
+def test_binder_installs_vaelib_and_starts_kernels_with_the_passive_wait_policy():
+    assert "pip install --no-deps -e ." in (ROOT / "postBuild").read_text()
+    start = (ROOT / "start").read_text()
+    assert start.startswith("#!") and 'exec "$@"' in start and "OMP_WAIT_POLICY" in start
+    assert os.access(ROOT / "start", os.X_OK) and os.access(ROOT / "postBuild", os.X_OK)
+
+
+def test_readme_install_command_installs_runtime_and_test_packages():
+    install = readme_commands()[0]
+    assert "-r requirements.txt" in install and "-e ." in install
+    runtime, tests = requirements_txt()
+    assert {"torch", "jupyterlab", "jupyterlab-rise"} <= set(runtime) and set(tests) == TEST_ONLY
 
 
 def readme_commands():
