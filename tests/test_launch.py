@@ -224,3 +224,44 @@ def test_conftest_gives_nbval_cells_a_longer_wait_for_output(args, tmp_path):
                           "notebooks/00_welcome.ipynb"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert f"NBVAL_WAITS [{NBVAL_OUTPUT_WAIT}] OMP_WAIT_POLICY PASSIVE" in out.stdout, out.stdout + out.stderr
     assert NBVAL_OUTPUT_WAIT >= 60
+
+
+# --- stored widgets, seen before the notebook runs (Colab, nbviewer, GitHub) ---------------------------
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+
+
+def widget_outputs(nb):
+    return [o for c in nb["cells"] for o in c.get("outputs", []) if WIDGET_VIEW in o.get("data", {})]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_stored_widgets_show_their_text_where_the_widget_cannot_be_drawn(path):
+    """A notebook opened before it runs shows each widget from the stored state (JupyterLab, nbviewer), or,
+    where that state cannot be used (Colab's ipywidgets 7 front end reads no @jupyter-widgets/controls 2.0.0
+    models; GitHub, a viewer without JavaScript), the widget's stored text/plain: a description, never an error."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)  # e.g. GitHub refuses widget metadata without its "state" key
+    state = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    outputs = widget_outputs(nb)
+    for output in outputs:
+        text = "".join(output["data"].get("text/plain", ""))
+        assert text.strip() and "Loading" not in text, f"{path.name}: a widget output without a text fallback"
+        model = output["data"][WIDGET_VIEW]["model_id"]
+        todo, seen = [model] if model in state else [], set()
+        while todo:  # a stored widget draws only if every model it refers to is stored too
+            name = todo.pop()
+            if name not in seen:
+                seen.add(name)
+                assert name in state, f"{path.name}: widget {model} refers to {name}, which is not stored"
+                todo += re.findall(r"IPY_MODEL_([0-9a-f]{32})", json.dumps(state[name]))
+    if outputs:  # without usable state, nbconvert (nbviewer, GitHub) shows the text instead
+        nb.metadata.pop("widgets", None)
+        html, _ = HTMLExporter().from_notebook_node(nb)
+        for output in outputs:
+            first_line = "".join(output["data"]["text/plain"]).splitlines()[0]
+            assert first_line.replace("<", "&lt;").replace(">", "&gt;")[:40] in html
