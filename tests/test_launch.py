@@ -169,6 +169,27 @@ def test_readme_gives_install_open_and_test_commands_and_ci_runs_them():
     assert ci.index("pip install torch==2.13.0") < ci.index(install) < ci.index(test)
 
 
+def test_ci_reruns_every_notebook_that_trains_under_both_emulated_cpus():
+    ci = (ROOT / ".ci" / "run").read_text()
+    listed = re.search(r"TRAINING_NOTEBOOKS=\((.*?)\)", ci, re.S).group(1).split()
+    code = {p: "\n".join(source(c) for c in cells(p) if c["cell_type"] == "code") for p in NOTEBOOKS}
+    trains = [f"notebooks/{p.name}" for p, text in code.items() if re.search(r"\bfit\(|\.step\(\)", text)]
+    assert listed == trains, "the notebooks that call fit or an optimizer's step are the ones CI emulates"
+    for cpu in ("ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2",
+                "ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=SSE4_2"):
+        assert f"env {cpu} \\\npython -m pytest -p tests.conftest \"${{TRAINING_NOTEBOOKS[@]}}\"" in ci
+
+
+def test_ci_builds_colab_versions_from_the_one_constraints_file():
+    ci = (ROOT / ".ci" / "run").read_text()
+    pins = dict(line.split("==") for line in (ROOT / ".ci" / "colab-constraints.txt").read_text().splitlines()
+                if "==" in line and not line.startswith("#"))
+    assert {"ipywidgets": "7.7.1", "numpy": "2.0.2"}.items() <= pins.items()
+    assert pins["matplotlib"].startswith("3.10") and pins["ipykernel"].startswith("6.") and pins["tqdm"].startswith("4.67")
+    assert "-c .ci/colab-constraints.txt" in ci and "pip\" install -q torch==2.13.0" in ci
+    assert ".ci/colab_setup_check.py" in ci and "tests/test_widgets.py notebooks" in ci
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_every_cell_has_slide_metadata_and_solutions_are_hidden(path):
     for cell in cells(path):
