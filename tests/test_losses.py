@@ -230,3 +230,66 @@ def test_iwae_k_1000_on_the_bundled_test_set():
     estimate = losses.iwae_log_likelihood(model, x, k=1000)
     assert estimate.shape == (2000,) and torch.isfinite(estimate).all()
     assert elbo < estimate.mean() < elbo + 20  # tighter than the ELBO, by a few nats
+
+
+def test_iwae_needs_a_vae_and_takes_labels_for_a_conditional_one(trained):
+    _, x = trained
+    with pytest.raises(ValueError, match="the IWAE estimate needs a VAE, whose encoder gives mu and sigma; got a Autoencoder"):
+        losses.iwae_log_likelihood(vaelib.Autoencoder([784, 8, 2]), x[:2], k=2)
+    torch.manual_seed(0)
+    cvae = vaelib.ConditionalVAE(hidden=(8,), latent_dim=2).eval()
+    y = torch.arange(4)
+    estimate = losses.iwae_log_likelihood(cvae, x[:4], k=5, batch_size=3, labels=y)
+    assert estimate.shape == (4,) and torch.isfinite(estimate).all()
+    torch.manual_seed(1)
+    elbo = -torch.stack([cvae.loss(x[:4], labels=y)["loss"] for _ in range(200)]).mean(0)
+    torch.manual_seed(1)
+    k1 = torch.stack([losses.iwae_log_likelihood(cvae, x[:4], k=1, labels=y) for _ in range(200)]).mean(0)
+    torch.testing.assert_close(k1, elbo, rtol=0, atol=2.0)  # k = 1: the ELBO on average, with these labels
+    with pytest.raises(ValueError, match="ConditionalVAE is conditional: pass the labels"):
+        losses.iwae_log_likelihood(cvae, x[:4], k=2)
+
+
+# --- bad values (issue 10, section 6): said once, at the public functions ------------------------
+
+@pytest.mark.parametrize("bad", [0.0, -0.5, float("nan")])
+@pytest.mark.parametrize("call", [
+    lambda s: losses.kl_to_standard_normal(torch.zeros(3, 2), s),
+    lambda s: losses.negative_elbo(torch.rand(3, 4), torch.zeros(3, 4), torch.zeros(3, 2), s),
+    lambda s: losses.gaussian_log_likelihood(torch.rand(3, 2), torch.zeros(3, 2), s),
+], ids=["kl", "negative_elbo", "gaussian"])
+def test_sigma_must_be_positive(call, bad):
+    sigma = torch.ones(3, 2)
+    sigma[1, 0] = bad
+    with pytest.raises(ValueError, match=r"sigma must be a positive standard deviation, got a smallest value of "
+                                         r"(0|-0\.5|nan) \(from a log-variance s, sigma = exp\(s / 2\)\)"):
+        call(sigma)
+
+
+def test_gaussian_log_likelihood_refuses_a_number_sigma_that_is_not_positive():
+    with pytest.raises(ValueError, match="sigma must be a positive standard deviation"):
+        losses.gaussian_log_likelihood(torch.rand(3, 2), torch.zeros(3, 2), sigma=0.0)
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf"])
+@pytest.mark.parametrize("call", [
+    lambda x: losses.bernoulli_log_likelihood(x, torch.zeros_like(x)),
+    lambda x: losses.gaussian_log_likelihood(x, torch.zeros_like(x)),
+    lambda x: losses.reconstruction_log_likelihood(x, torch.zeros_like(x), "gaussian"),
+    lambda x: losses.negative_elbo(x, torch.zeros_like(x), torch.zeros(2, 2), torch.ones(2, 2)),
+], ids=["bernoulli", "gaussian", "reconstruction", "negative_elbo"])
+def test_losses_refuse_images_with_nan_or_infinity(call, bad):
+    x = torch.rand(2, 784)
+    x[1, 7] = float(bad)
+    with pytest.raises(ValueError, match=r"^x contain NaN or infinity; expected finite pixel values"):
+        call(x)
+
+
+def test_bernoulli_targets_must_lie_in_0_1():
+    x = torch.rand(2, 784) * 255
+    with pytest.raises(ValueError, match=r"x hold values from .* to .*; a Bernoulli likelihood expects pixel values "
+                                         r"in \[0, 1\] \(images in 0\.\.255\? divide them by 255\)"):
+        losses.bernoulli_log_likelihood(x, torch.zeros_like(x))
+    with pytest.raises(ValueError, match="a Bernoulli likelihood expects"):
+        losses.negative_elbo(x, torch.zeros_like(x), torch.zeros(2, 2), torch.ones(2, 2))
+    assert torch.isfinite(losses.gaussian_log_likelihood(x, torch.zeros_like(x))).all()  # any finite x for a Gaussian

@@ -74,6 +74,7 @@ def test_flat_and_image_inputs_agree(make, x):
     if isinstance(model, vaelib.VAE):
         for a, b in zip(model.encode(x), model.encode(images)):
             assert torch.equal(a, b)
+        assert torch.equal(model.code(x), model.code(x.view(6, 28, 28)))
         torch.manual_seed(1)
         flat = model.loss(x)["loss"]
         torch.manual_seed(1)
@@ -88,9 +89,9 @@ def test_flat_and_image_inputs_agree(make, x):
                                   lambda: vaelib.VAE(hidden=(16,), latent_dim=2)])
 @pytest.mark.parametrize("bad, error, message", [
     (torch.rand(32, 28), ValueError,
-     r"expected inputs of shape \(batch, 784\) or \(batch, 1, 28, 28\), got \(32, 28\)"),
+     r"expected inputs of shape \(batch, 784\), \(batch, 1, 28, 28\) or \(batch, 28, 28\), got \(32, 28\)"),
     (torch.rand(784), ValueError, r"got \(784,\)"),
-    (torch.rand(2, 28, 28), ValueError, r"got \(2, 28, 28\)"),
+    (torch.rand(2, 28, 29), ValueError, r"got \(2, 28, 29\)"),
     (torch.rand(2, 3, 28, 28), ValueError, r"got \(2, 3, 28, 28\)"),
     (torch.zeros(2, 784, dtype=torch.uint8), TypeError,
      r"floating-point tensor, got torch.uint8 \(divide uint8 images by 255\)"),
@@ -231,3 +232,95 @@ def test_vae_custom_input_dim():
     assert model(torch.rand(3, 10))[0].shape == (3, 10)
     with pytest.raises(ValueError, match=r"expected inputs of shape \(batch, 10\), got \(3, 1, 28, 28\)"):
         model(torch.rand(3, 1, 28, 28))
+
+
+# --- the protocol: every model the same way ------------------------------------------------------
+
+PROTOCOL = {
+    "Autoencoder": lambda: vaelib.Autoencoder([784, 16, 2]),
+    "VAE": lambda: vaelib.VAE(hidden=(16,), latent_dim=2),
+    "ConvVAE": lambda: vaelib.ConvVAE(latent_dim=2, channels=(4, 8)),
+    "ConditionalVAE": lambda: vaelib.ConditionalVAE(hidden=(16,), latent_dim=2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PROTOCOL))
+def test_every_model_provides_the_protocol(name, x):
+    torch.manual_seed(0)
+    model = PROTOCOL[name]().eval()
+    assert isinstance(model, models.Model) and model.likelihood == "bernoulli"
+    assert (model.input_dim, model.latent_dim) == (784, 2)
+    assert model.conditional == (name == "ConditionalVAE") and model.variational == (name != "Autoencoder")
+    y = torch.arange(6) % 10 if model.conditional else None
+    code = model.code(x, y)
+    assert code.shape == (6, 2)
+    encoded = model.encode(x, y)
+    torch.testing.assert_close(code, encoded[0] if model.variational else encoded)
+    assert model.decode(code, y).shape == (6, 784)
+    images = model.decode_images(code, y)
+    assert images.shape == (6, 784) and 0 <= images.min() and images.max() <= 1
+    torch.testing.assert_close(model.reconstruct(x, y), images)
+    assert model.sample(6, labels=y).shape == (6, 784)
+    parts = model.loss(x, beta=2.0, labels=y)
+    assert {"loss", "recon"} <= set(parts) and all(v.shape == (6,) for v in parts.values())
+    if model.variational:
+        torch.testing.assert_close(parts["loss"], parts["recon"] + 2.0 * parts["kl"])
+
+
+def test_conv_vae_and_conditional_vae_are_vaes_with_other_networks():
+    for name in ("ConvVAE", "ConditionalVAE"):
+        cls = type(PROTOCOL[name]())
+        assert issubclass(cls, vaelib.VAE)
+        for method in ("encode", "decode", "loss", "reparameterize", "forward", "sample", "reconstruct"):
+            assert getattr(cls, method) is getattr(vaelib.VAE, method) or method == "sample", (name, method)
+    conv = PROTOCOL["ConvVAE"]()
+    assert conv.config == {"latent_dim": 2, "channels": [4, 8], "head": "softplus", "likelihood": "bernoulli"}
+
+
+def test_labels_are_required_by_a_conditional_model_and_refused_by_the_others(x):
+    cvae, vae = PROTOCOL["ConditionalVAE"](), PROTOCOL["VAE"]()
+    y = torch.arange(6) % 10
+    for call in (lambda: cvae.encode(x), lambda: cvae.loss(x), lambda: cvae.decode(torch.zeros(6, 2)),
+                 lambda: cvae.sample(6), lambda: cvae.reconstruct(x)):
+        with pytest.raises(ValueError, match=r"ConditionalVAE is conditional: pass the labels \(batch,\) too"):
+            call()
+    for call in (lambda: vae.encode(x, y), lambda: vae.loss(x, labels=y), lambda: vae.decode(torch.zeros(6, 2), y),
+                 lambda: vae.sample(6, labels=y), lambda: PROTOCOL["Autoencoder"]().loss(x, labels=y)):
+        with pytest.raises(ValueError, match="is not conditional: it takes no labels"):
+            call()
+    with pytest.raises(ValueError, match="got 6 inputs but 5 labels"):
+        cvae.encode(x, y[:5])
+    with pytest.raises(ValueError, match=r"labels must lie in 0..9, got 0..10"):
+        cvae.encode(x, torch.tensor([0, 1, 2, 3, 4, 10]))
+
+
+# --- bad values: NaN, infinity, images in 0..255 (issue 10, section 6) --------------------------
+
+@pytest.mark.parametrize("name", sorted(PROTOCOL))
+@pytest.mark.parametrize("bad", ["nan", "inf", "-inf"])
+def test_images_with_nan_or_infinity_are_refused(name, bad, x):
+    model = PROTOCOL[name]()
+    y = torch.arange(6) % 10 if model.conditional else None
+    x = x.clone()
+    x[3, 100] = float(bad)
+    for call in (lambda: model.loss(x, labels=y), lambda: model.encode(x, y), lambda: model.reconstruct(x, y)):
+        with pytest.raises(ValueError, match="images contain NaN or infinity; expected finite pixel values"):
+            call()
+
+
+@pytest.mark.parametrize("name", sorted(PROTOCOL))
+def test_images_in_0_to_255_are_refused_by_a_bernoulli_model(name, x):
+    model = PROTOCOL[name]()
+    y = torch.arange(6) % 10 if model.conditional else None
+    with pytest.raises(ValueError, match=r"images hold values from 0\.\d+ to 25\d\.\d+; a Bernoulli likelihood "
+                                         r"expects pixel values in \[0, 1\] \(images in 0\.\.255\? divide them by 255\)"):
+        model.loss(x * 255, labels=y)
+    with pytest.raises(ValueError, match=r"from -0\.9\d+ to 0\.9\d+; a Bernoulli likelihood expects pixel values in \[0, 1\]$"):
+        model.encode(x * 2 - 1, y)
+
+
+def test_a_gaussian_model_takes_any_finite_values(x):
+    model = vaelib.VAE(hidden=(16,), latent_dim=2, likelihood="gaussian")
+    assert torch.isfinite(model.loss(x * 255)["loss"]).all()
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        model.loss(torch.full((2, 784), float("nan")))

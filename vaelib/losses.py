@@ -3,6 +3,11 @@
 Every function returns one number per example, shape ``(batch,)``, summed over pixels and
 latent dimensions (never averaged over them: see notebook 04). Average over the batch yourself
 (``.mean()``) when you need a scalar to optimize.
+
+The public functions check what they are given, once and cheaply (shapes, images without NaN or
+infinity, Bernoulli targets in [0, 1], a positive ``sigma``), and say what they expected. The
+models call the unchecked ``_`` versions below on inputs they have already checked on the way in,
+so a training step checks its batch once.
 """
 
 import math
@@ -19,6 +24,35 @@ def _check_same_shape(a, b, a_name, b_name):
                          f"got {tuple(a.shape)} and {tuple(b.shape)}")
 
 
+def check_images(x, likelihood="gaussian", name="images"):
+    """Raise a ValueError unless ``x`` is finite and, for a Bernoulli likelihood, in [0, 1].
+
+    One ``torch.aminmax`` pass: a NaN makes both ends NaN, an infinity makes one end infinite.
+    """
+    if x.numel() == 0:
+        return
+    low, high = (v.item() for v in torch.aminmax(x.detach()))
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise ValueError(f"{name} contain NaN or infinity; expected finite pixel values "
+                         f"(look for a division by zero or a log of 0 where the images were made)")
+    if likelihood == "bernoulli" and (low < 0 or high > 1):
+        hint = " (images in 0..255? divide them by 255)" if high > 1 else ""
+        raise ValueError(f"{name} hold values from {low:g} to {high:g}; a Bernoulli likelihood expects "
+                         f"pixel values in [0, 1]{hint}")
+
+
+def _check_sigma(sigma):
+    """Raise a ValueError unless every ``sigma`` is > 0 (a standard deviation)."""
+    if sigma.numel() and not sigma.detach().min() > 0:
+        raise ValueError(f"sigma must be a positive standard deviation, got a smallest value of "
+                         f"{sigma.detach().min().item():g} (from a log-variance s, sigma = exp(s / 2))")
+
+
+def _check_likelihood(likelihood):
+    if likelihood not in LIKELIHOODS:
+        raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
+
+
 def bernoulli_log_likelihood(x, logits):
     """log p(x | z) for pixels x in [0, 1] under independent Bernoullis with these logits.
 
@@ -31,6 +65,11 @@ def bernoulli_log_likelihood(x, logits):
         ``(batch,)`` log-likelihood in nats, summed over the D pixels.
     """
     _check_same_shape(x, logits, "x", "logits")
+    check_images(x, "bernoulli", "x")
+    return _bernoulli_log_likelihood(x, logits)
+
+
+def _bernoulli_log_likelihood(x, logits):
     return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
 
 
@@ -44,19 +83,30 @@ def gaussian_log_likelihood(x, mean, sigma=1.0):
         ``(batch,)`` log-likelihood in nats, summed over the D pixels.
     """
     _check_same_shape(x, mean, "x", "mean")
+    check_images(x, "gaussian", "x")
     sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
-    log_density = -0.5 * ((x - mean) / sigma) ** 2 - torch.log(sigma) - 0.5 * math.log(2 * math.pi)
-    return log_density.expand_as(x).sum(-1)
+    _check_sigma(sigma)
+    return gaussian_log_density(x, mean, sigma)
+
+
+def gaussian_log_density(z, mu, sigma):
+    """log N(z; mu, diag(sigma^2)), summed over the last dimension. Shapes broadcast; returns ``z.shape[:-1]``."""
+    return (-0.5 * ((z - mu) / sigma) ** 2 - torch.log(sigma) - 0.5 * math.log(2 * math.pi)).sum(-1)
 
 
 def reconstruction_log_likelihood(x, output, likelihood="bernoulli"):
     """Dispatch to :func:`bernoulli_log_likelihood` (output = logits) or
     :func:`gaussian_log_likelihood` (output = mean, sigma = 1). Returns ``(batch,)`` nats."""
+    _check_likelihood(likelihood)
+    _check_same_shape(x, output, "x", "output")
+    check_images(x, likelihood, "x")
+    return _reconstruction_log_likelihood(x, output, likelihood)
+
+
+def _reconstruction_log_likelihood(x, output, likelihood):
     if likelihood == "bernoulli":
-        return bernoulli_log_likelihood(x, output)
-    if likelihood == "gaussian":
-        return gaussian_log_likelihood(x, output)
-    raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
+        return _bernoulli_log_likelihood(x, output)
+    return gaussian_log_density(x, output, torch.ones((), dtype=x.dtype, device=x.device))
 
 
 def kl_to_standard_normal(mu, sigma):
@@ -71,12 +121,12 @@ def kl_to_standard_normal(mu, sigma):
         ``(batch,)`` KL divergence in nats, summed over latent dimensions.
     """
     _check_same_shape(mu, sigma, "mu", "sigma")
+    _check_sigma(sigma)
+    return _kl_to_standard_normal(mu, sigma)
+
+
+def _kl_to_standard_normal(mu, sigma):
     return 0.5 * (mu**2 + sigma**2 - 1.0 - 2.0 * torch.log(sigma)).sum(-1)
-
-
-def gaussian_log_density(z, mu, sigma):
-    """log N(z; mu, diag(sigma^2)), summed over the last dimension. Shapes broadcast; returns ``z.shape[:-1]``."""
-    return (-0.5 * ((z - mu) / sigma) ** 2 - torch.log(sigma) - 0.5 * math.log(2 * math.pi)).sum(-1)
 
 
 def negative_elbo(x, output, mu, sigma, beta=1.0, likelihood="bernoulli"):
@@ -92,13 +142,22 @@ def negative_elbo(x, output, mu, sigma, beta=1.0, likelihood="bernoulli"):
     Returns:
         dict of ``(batch,)`` tensors in nats: ``"loss"``, ``"recon"`` (= -log p(x | z)) and ``"kl"``.
     """
-    recon = -reconstruction_log_likelihood(x, output, likelihood)
-    kl = kl_to_standard_normal(mu, sigma)
+    _check_likelihood(likelihood)
+    _check_same_shape(x, output, "x", "output")
+    _check_same_shape(mu, sigma, "mu", "sigma")
+    check_images(x, likelihood, "x")
+    _check_sigma(sigma)
+    return _negative_elbo(x, output, mu, sigma, beta, likelihood)
+
+
+def _negative_elbo(x, output, mu, sigma, beta, likelihood):
+    recon = -_reconstruction_log_likelihood(x, output, likelihood)
+    kl = _kl_to_standard_normal(mu, sigma)
     return {"loss": recon + beta * kl, "recon": recon, "kl": kl}
 
 
 @torch.no_grad()
-def iwae_log_likelihood(model, x, k=1000, batch_size=100, max_rows=20_000):
+def iwae_log_likelihood(model, x, k=1000, batch_size=100, max_rows=20_000, labels=None):
     """Importance-weighted estimate of log p(x) (Burda et al., 2015), per example.
 
     log p(x) ~= log (1/k) sum_i p(x | z_i) p(z_i) / q(z_i | x),   z_i ~ q(z | x).
@@ -107,29 +166,33 @@ def iwae_log_likelihood(model, x, k=1000, batch_size=100, max_rows=20_000):
     drawn in chunks of at most ``max_rows`` decoded images, so k = 1000 fits in memory.
 
     Args:
-        model: a VAE (``encode``, ``decode`` and ``config["likelihood"]``).
+        model: a vaelib VAE (``model.variational``: its ``encode`` gives ``mu`` and ``sigma``).
         x: ``(N, 784)`` or ``(N, 1, 28, 28)`` images in [0, 1].
         k: importance samples per example.
+        labels: ``(N,)`` labels, for a conditional model only.
     Returns:
         ``(N,)`` estimates of log p(x) in nats (higher is better).
     """
+    if not model.variational:
+        raise ValueError(f"the IWAE estimate needs a VAE, whose encoder gives mu and sigma; "
+                         f"got a {type(model).__name__}")
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
     model.eval()
     device = next(model.parameters()).device
-    likelihood = model.config["likelihood"]
     results = []
     for start in range(0, len(x), batch_size):
         xb = model.flatten(x[start:start + batch_size].to(device))
-        mu, sigma = model.encode(xb)
+        yb = None if labels is None else labels[start:start + batch_size].to(device)
+        mu, sigma = model.encode(xb, yb)
         b = len(xb)
         chunk = max(1, max_rows // b)
         log_w = []
         for done in range(0, k, chunk):
             kc = min(chunk, k - done)
             z = mu + sigma * torch.randn(kc, *mu.shape, device=device)       # (kc, b, latent)
-            output = model.decode(z.reshape(kc * b, -1))                       # (kc * b, D)
-            log_px_z = reconstruction_log_likelihood(xb.repeat(kc, 1), output, likelihood).view(kc, b)
+            output = model.decode(z.reshape(kc * b, -1), None if yb is None else yb.repeat(kc))  # (kc * b, D)
+            log_px_z = _reconstruction_log_likelihood(xb.repeat(kc, 1), output, model.likelihood).view(kc, b)
             log_pz = gaussian_log_density(z, torch.zeros_like(z), torch.ones_like(z))
             log_qz = gaussian_log_density(z, mu, sigma)
             log_w.append(log_px_z + log_pz - log_qz)                           # (kc, b)

@@ -1,23 +1,25 @@
-"""The models of the series: an autoencoder and a variational autoencoder, both plain MLPs.
+"""The models of the series: an autoencoder and variational autoencoders (MLP, convolutional, conditional).
 
 Shapes: images come in as ``(batch, 784)`` or ``(batch, 1, 28, 28)``; codes are
 ``(batch, latent_dim)``; decoders return ``(batch, 784)`` logits (Bernoulli) or means (Gaussian).
 Every model keeps its constructor arguments in ``model.config`` so a checkpoint can rebuild it.
+Start with :class:`Model`: one screen says what every model provides.
 """
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .losses import LIKELIHOODS, negative_elbo, reconstruction_log_likelihood
+from .losses import LIKELIHOODS, _negative_elbo, _reconstruction_log_likelihood, check_images
 
 HEADS = ("softplus", "logvar")
 
 
-def flatten_inputs(x, features):
-    """Check ``x`` and return it as ``(batch, features)``.
+def flatten_inputs(x, features=784):
+    """The one check of image shapes: ``x`` -> a float tensor ``(batch, features)``.
 
-    Accepts ``(batch, features)``, and for 28 x 28 images (features = 784) also ``(batch, 1, 28, 28)``.
+    Accepts ``(batch, features)``, and for 28 x 28 images (features = 784) also ``(batch, 1, 28, 28)``
+    and ``(batch, 28, 28)``. Used by the models, the plots and the widgets alike.
     """
     if not torch.is_tensor(x):
         raise TypeError(f"expected a torch.Tensor, got {type(x).__name__}")
@@ -26,9 +28,9 @@ def flatten_inputs(x, features):
                         + (" (divide uint8 images by 255)" if x.dtype == torch.uint8 else ""))
     if x.dim() == 2 and x.shape[1] == features:
         return x
-    if features == 784 and x.dim() == 4 and tuple(x.shape[1:]) == (1, 28, 28):
+    if features == 784 and tuple(x.shape[1:]) in ((1, 28, 28), (28, 28)):
         return x.reshape(len(x), 784)
-    expected = f"(batch, {features})" + (" or (batch, 1, 28, 28)" if features == 784 else "")
+    expected = f"(batch, {features})" + (", (batch, 1, 28, 28) or (batch, 28, 28)" if features == 784 else "")
     raise ValueError(f"expected inputs of shape {expected}, got {tuple(x.shape)}")
 
 
@@ -49,60 +51,135 @@ def _check_choice(name, value, choices):
         raise ValueError(f"{name} must be one of {choices}, got {value!r}")
 
 
-def _output_to_images(output, likelihood):
-    """Decoder output -> pixel values in [0, 1] (sigmoid of logits, or clamped Gaussian means)."""
-    return torch.sigmoid(output) if likelihood == "bernoulli" else output.clamp(0, 1)
+class Model(nn.Module):
+    """What every vaelib model provides. ``fit``, ``evaluate``, ``iwae_log_likelihood``, the
+    checkpoints and the widgets use only this.
+
+    Declared by each model:
+        ``config``       its constructor's arguments (a checkpoint rebuilds the model from them)
+        ``likelihood``   ``config["likelihood"]``: ``"bernoulli"`` (``decode`` gives logits) or ``"gaussian"`` (means)
+        ``conditional``  True if every method below needs the labels ``(batch,)`` too (``ConditionalVAE``);
+                         False if it refuses them
+        ``variational``  True if ``encode`` gives ``(mu, sigma)`` of q(z | x); False for the autoencoder,
+                         whose ``encode`` gives its one deterministic code z
+        ``input_dim``, ``latent_dim``: sizes of an image and of a code
+
+    Written by each model:
+        ``encode(x, labels=None)``          -> ``(mu, sigma)``, each ``(batch, latent_dim)`` (autoencoder: z)
+        ``decode(z, labels=None)``          -> ``(batch, D)`` decoder output: logits or means
+        ``loss(x, beta=1.0, labels=None)``  -> dict of ``(batch,)`` nats: ``"loss"``, ``"recon"`` and, for a
+                                               VAE, ``"kl"`` (``beta`` weights the KL; a model without one ignores it)
+
+    Given here, from those:
+        ``code(x, labels=None)``            -> ``(batch, latent_dim)``: ``mu`` for a VAE, z for the autoencoder
+        ``decode_images(z, labels=None)``   -> ``(batch, D)`` pixel values in [0, 1]
+        ``reconstruct(x, labels=None)``     -> ``decode_images(code(x))``
+        ``sample(n, temperature=1.0, labels=None)`` -> ``(n, D)`` images decoded from z ~ N(0, temperature^2 I)
+    """
+
+    conditional = False
+    variational = True
+
+    def __init__(self, **config):
+        super().__init__()
+        _check_choice("likelihood", config["likelihood"], LIKELIHOODS)
+        self.config = config
+        self.encoder, self.decoder = self.networks(**config)
+
+    def networks(self, **config):
+        """-> ``(encoder, decoder)`` modules, built from the config."""
+        raise NotImplementedError
+
+    @property
+    def likelihood(self):
+        return self.config["likelihood"]
+
+    @property
+    def input_dim(self):
+        return self.config["input_dim"]
+
+    @property
+    def latent_dim(self):
+        return self.config["latent_dim"]
+
+    def flatten(self, x):
+        """Check images once on the way in: shape, and values (finite; in [0, 1] for a Bernoulli model)."""
+        x = flatten_inputs(x, self.input_dim)
+        check_images(x, self.likelihood)
+        return x
+
+    def with_labels(self, t, labels):
+        """``t`` ``(batch, n)`` as the networks take it: an unconditional model refuses labels."""
+        if labels is not None:
+            raise ValueError(f"{type(self).__name__} is not conditional: it takes no labels "
+                             "(a ConditionalVAE does)")
+        return t
+
+    def code(self, x, labels=None):
+        return self.encode(x, labels)[0] if self.variational else self.encode(x, labels)
+
+    def decode_images(self, z, labels=None):
+        """Codes -> ``(batch, D)`` pixel values in [0, 1]: the decoder's mean, not a sample."""
+        output = self.decode(z, labels)
+        return torch.sigmoid(output) if self.likelihood == "bernoulli" else output.clamp(0, 1)
+
+    def reconstruct(self, x, labels=None):
+        """Images -> ``(batch, D)`` reconstructions in [0, 1], decoded from the code (a VAE's posterior mean)."""
+        return self.decode_images(self.code(x, labels), labels)
+
+    @torch.no_grad()
+    def sample(self, n, temperature=1.0, labels=None):
+        """``n`` new images ``(n, D)`` in [0, 1], decoded from z ~ N(0, temperature^2 I) (with ``n`` labels
+        for a conditional model). An autoencoder has no prior: its "samples" show what N(0, I) codes decode to."""
+        if n < 1 or temperature < 0:
+            raise ValueError(f"need n >= 1 and temperature >= 0, got n={n}, temperature={temperature}")
+        device = next(self.parameters()).device
+        return self.decode_images(temperature * torch.randn(n, self.latent_dim, device=device), labels)
 
 
-class Autoencoder(nn.Module):
-    """``x_hat = decode(encode(x))`` through a bottleneck.
+class Autoencoder(Model):
+    """``x_hat = decode(encode(x))`` through a bottleneck; ``encode`` gives one deterministic code z.
 
     ``sizes`` lists the encoder's widths, input first and code last; the decoder mirrors them.
     ``Autoencoder([10, 5, 2])`` is 10 -> 5 -> 2 -> 5 -> 10; ``Autoencoder([784, 256, 2])`` is the
     MNIST one of notebook 01, whose output is read as Bernoulli logits.
     """
 
+    variational = False
+
     def __init__(self, sizes=(784, 256, 2), likelihood="bernoulli"):
-        super().__init__()
-        _check_choice("likelihood", likelihood, LIKELIHOODS)
-        sizes = [int(s) for s in sizes]
-        self.config = {"sizes": sizes, "likelihood": likelihood}
-        self.encoder = mlp(sizes)
-        self.decoder = mlp(sizes[::-1])
+        super().__init__(sizes=[int(s) for s in sizes], likelihood=likelihood)
+
+    def networks(self, sizes, likelihood):
+        return mlp(sizes), mlp(sizes[::-1])
+
+    @property
+    def input_dim(self):
+        return self.config["sizes"][0]
 
     @property
     def latent_dim(self):
         return self.config["sizes"][-1]
 
-    def flatten(self, x):
-        return flatten_inputs(x, self.config["sizes"][0])
+    def encode(self, x, labels=None):
+        """Images ``(batch, D)`` -> codes ``(batch, latent_dim)``."""
+        return self.encoder(self.with_labels(self.flatten(x), labels))
 
-    def encode(self, x):
-        """``(batch, D)`` -> codes ``(batch, latent_dim)``."""
-        return self.encoder(self.flatten(x))
-
-    def decode(self, z):
+    def decode(self, z, labels=None):
         """``(batch, latent_dim)`` -> ``(batch, D)`` decoder output (logits for Bernoulli)."""
-        return self.decoder(flatten_inputs(z, self.latent_dim))
+        return self.decoder(self.with_labels(flatten_inputs(z, self.latent_dim), labels))
 
-    def forward(self, x):
-        return self.decode(self.encode(x))
+    def forward(self, x, labels=None):
+        return self.decode(self.encode(x, labels), labels)
 
-    def decode_images(self, z):
-        """Codes -> ``(batch, D)`` pixel values in [0, 1]."""
-        return _output_to_images(self.decode(z), self.config["likelihood"])
-
-    def reconstruct(self, x):
-        """Images -> ``(batch, D)`` reconstructions in [0, 1]."""
-        return self.decode_images(self.encode(x))
-
-    def loss(self, x, beta=None):
+    def loss(self, x, beta=1.0, labels=None):
         """Per-example reconstruction loss ``-log p(x | x_hat)``: dict with ``"loss"`` and ``"recon"``, ``(batch,)`` nats.
 
-        ``beta`` is accepted (and ignored) so that :func:`vaelib.train.fit` trains both models alike.
+        An autoencoder has no KL term, so ``beta`` (its weight in a VAE) changes nothing.
         """
         x = self.flatten(x)
-        recon = -reconstruction_log_likelihood(x, self(x), self.config["likelihood"])
+        output = self.decoder(self.encoder(self.with_labels(x, labels)))
+        recon = -_reconstruction_log_likelihood(x, output, self.likelihood)
         return {"loss": recon, "recon": recon}
 
 
@@ -130,7 +207,10 @@ class GaussianEncoder(nn.Module):
         self.spread = nn.Linear(sizes[-1], latent_dim)
 
     def forward(self, x):
-        h = self.body(flatten_inputs(x, self.input_dim))
+        return self.heads(self.body(flatten_inputs(x, self.input_dim)))
+
+    def heads(self, h):
+        """Features ``h`` of the body -> ``(mu, sigma)``."""
         s = self.spread(h)
         sigma = F.softplus(s) if self.head == "softplus" else torch.exp(0.5 * s)
         return self.mu(h), sigma
@@ -148,66 +228,43 @@ class Decoder(nn.Module):
         return self.net(flatten_inputs(z, self.latent_dim))
 
 
-class VAE(nn.Module):
+class VAE(Model):
     """Variational autoencoder: Gaussian encoder, reparameterized sample, Bernoulli decoder.
 
     ``VAE(hidden=(400,), latent_dim=20)`` is the classic 784-400-20 model of Kingma & Welling.
+    :class:`ConvVAE` and :class:`ConditionalVAE` are VAEs too: they differ only in their networks.
     """
 
     def __init__(self, input_dim=784, hidden=(256,), latent_dim=2, head="softplus", likelihood="bernoulli"):
-        super().__init__()
-        _check_choice("likelihood", likelihood, LIKELIHOODS)
-        hidden = [int(h) for h in hidden]
-        self.config = {"input_dim": int(input_dim), "hidden": hidden, "latent_dim": int(latent_dim),
-                       "head": head, "likelihood": likelihood}
-        self.encoder = GaussianEncoder([input_dim, *hidden], latent_dim, head)
-        self.decoder = Decoder(latent_dim, [*hidden[::-1], input_dim])
+        super().__init__(input_dim=int(input_dim), hidden=[int(h) for h in hidden], latent_dim=int(latent_dim),
+                         head=head, likelihood=likelihood)
 
-    @property
-    def latent_dim(self):
-        return self.config["latent_dim"]
+    def networks(self, input_dim, hidden, latent_dim, head, likelihood):
+        return GaussianEncoder([input_dim, *hidden], latent_dim, head), Decoder(latent_dim, [*hidden[::-1], input_dim])
 
-    def flatten(self, x):
-        return flatten_inputs(x, self.config["input_dim"])
-
-    def encode(self, x):
+    def encode(self, x, labels=None):
         """Images -> ``(mu, sigma)`` of q(z | x), each ``(batch, latent_dim)``."""
-        return self.encoder(x)
+        return self.encoder(self.with_labels(self.flatten(x), labels))
 
     def reparameterize(self, mu, sigma):
         """``z = mu + sigma * eps`` with ``eps ~ N(0, I)``: a sample that gradients flow through."""
         return mu + sigma * torch.randn_like(sigma)
 
-    def decode(self, z):
+    def decode(self, z, labels=None):
         """Codes ``(batch, latent_dim)`` -> ``(batch, D)`` logits (or means if Gaussian)."""
-        return self.decoder(z)
+        return self.decoder(self.with_labels(flatten_inputs(z, self.latent_dim), labels))
 
-    def forward(self, x):
+    def forward(self, x, labels=None):
         """Returns ``(output, mu, sigma)``: decoder output for one sampled z, and q's parameters."""
-        mu, sigma = self.encode(x)
-        return self.decode(self.reparameterize(mu, sigma)), mu, sigma
+        mu, sigma = self.encode(x, labels)
+        return self.decode(self.reparameterize(mu, sigma), labels), mu, sigma
 
-    def loss(self, x, beta=1.0):
+    def loss(self, x, beta=1.0, labels=None):
         """Per-example negative ELBO: dict of ``(batch,)`` nats, ``"loss"``, ``"recon"`` and ``"kl"``."""
         x = self.flatten(x)
-        output, mu, sigma = self(x)
-        return negative_elbo(x, output, mu, sigma, beta, self.config["likelihood"])
-
-    def decode_images(self, z):
-        """Codes -> ``(batch, D)`` pixel values in [0, 1] (the decoder's mean, not a sample)."""
-        return _output_to_images(self.decode(z), self.config["likelihood"])
-
-    def reconstruct(self, x):
-        """Images -> ``(batch, D)`` reconstructions in [0, 1], decoded from the posterior mean."""
-        return self.decode_images(self.encode(x)[0])
-
-    @torch.no_grad()
-    def sample(self, n, temperature=1.0):
-        """``n`` new images ``(n, D)`` in [0, 1], decoded from z ~ N(0, temperature^2 I)."""
-        if n < 1 or temperature < 0:
-            raise ValueError(f"need n >= 1 and temperature >= 0, got n={n}, temperature={temperature}")
-        device = next(self.parameters()).device
-        return self.decode_images(temperature * torch.randn(n, self.latent_dim, device=device))
+        mu, sigma = self.encoder(self.with_labels(x, labels))
+        output = self.decode(self.reparameterize(mu, sigma), labels)
+        return _negative_elbo(x, output, mu, sigma, beta, self.likelihood)
 
 
 class ConvGaussianEncoder(nn.Module):
@@ -215,6 +272,8 @@ class ConvGaussianEncoder(nn.Module):
 
     Input ``(batch, 784)`` or ``(batch, 1, 28, 28)``; returns ``(mu, sigma)``, each ``(batch, latent_dim)``.
     """
+
+    heads = GaussianEncoder.heads  # the same two linear heads, after a convolutional body
 
     def __init__(self, latent_dim=20, channels=(32, 64), head="softplus"):
         super().__init__()
@@ -230,10 +289,7 @@ class ConvGaussianEncoder(nn.Module):
         self.spread = nn.Linear(c2 * 49, latent_dim)
 
     def forward(self, x):
-        h = self.body(flatten_inputs(x, 784).view(-1, 1, 28, 28))
-        s = self.spread(h)
-        sigma = F.softplus(s) if self.head == "softplus" else torch.exp(0.5 * s)
-        return self.mu(h), sigma
+        return self.heads(self.body(flatten_inputs(x, 784).view(-1, 1, 28, 28)))
 
 
 class ConvDecoder(nn.Module):
@@ -255,98 +311,62 @@ class ConvDecoder(nn.Module):
 
 
 class ConvVAE(VAE):
-    """A VAE with a convolutional encoder and decoder; everything else as in :class:`VAE`."""
+    """A VAE with a convolutional encoder and decoder; everything else is :class:`VAE`'s.
+
+    Its constructor takes other arguments than ``VAE``'s, so it hands its own config straight to
+    :class:`Model`, which builds the networks from :meth:`networks`.
+    """
 
     def __init__(self, latent_dim=20, channels=(32, 64), head="softplus", likelihood="bernoulli"):
-        nn.Module.__init__(self)
-        _check_choice("likelihood", likelihood, LIKELIHOODS)
         channels = [int(c) for c in channels]
         if len(channels) != 2:
             raise ValueError(f"channels must be two numbers (first and second convolution), got {channels}")
-        self.config = {"latent_dim": int(latent_dim), "channels": channels, "head": head,
-                       "likelihood": likelihood}
-        self.encoder = ConvGaussianEncoder(latent_dim, channels, head)
-        self.decoder = ConvDecoder(latent_dim, channels)
+        Model.__init__(self, latent_dim=int(latent_dim), channels=channels, head=head, likelihood=likelihood)
 
-    def flatten(self, x):
-        return flatten_inputs(x, 784)
+    def networks(self, latent_dim, channels, head, likelihood):
+        return ConvGaussianEncoder(latent_dim, channels, head), ConvDecoder(latent_dim, channels)
+
+    @property
+    def input_dim(self):
+        return 784
 
 
 def one_hot_labels(labels, num_classes):
     """int64 labels ``(batch,)`` in 0..num_classes-1 -> float one-hot ``(batch, num_classes)``, checked."""
     if not torch.is_tensor(labels) or labels.dim() != 1 or labels.dtype not in (torch.int64, torch.int32):
-        raise ValueError(f"expected integer labels of shape (batch,), got "
-                         f"{getattr(labels, 'dtype', type(labels).__name__)} {tuple(getattr(labels, 'shape', ()))}")
+        shape = tuple(labels.shape) if torch.is_tensor(labels) else ()
+        dtype = labels.dtype if torch.is_tensor(labels) else type(labels).__name__
+        raise ValueError(f"expected integer labels of shape (batch,), got {dtype} {shape}")
     if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
         raise ValueError(f"labels must lie in 0..{num_classes - 1}, got {labels.min().item()}..{labels.max().item()}")
     return F.one_hot(labels.long(), num_classes).float()
 
 
-class ConditionalVAE(nn.Module):
+class ConditionalVAE(VAE):
     """A VAE whose encoder and decoder both see the label: q(z | x, y) and p(x | z, y).
 
     The label is given as a one-hot vector concatenated to the input of each network, so z is
     free to hold only what the label does not say: the *style* (slant, width, stroke).
-    Every method takes the labels ``(batch,)`` as well; ``model.conditional`` tells :func:`vaelib.fit`.
+    Every method takes the labels ``(batch,)`` as well, e.g. ``encode(x, y)``; all else is :class:`VAE`'s.
     """
 
     conditional = True
 
     def __init__(self, num_classes=10, input_dim=784, hidden=(256,), latent_dim=2, head="softplus",
                  likelihood="bernoulli"):
-        super().__init__()
-        _check_choice("likelihood", likelihood, LIKELIHOODS)
-        hidden = [int(h) for h in hidden]
-        self.config = {"num_classes": int(num_classes), "input_dim": int(input_dim), "hidden": hidden,
-                       "latent_dim": int(latent_dim), "head": head, "likelihood": likelihood}
-        self.encoder = GaussianEncoder([input_dim + num_classes, *hidden], latent_dim, head)
-        self.decoder = Decoder(latent_dim + num_classes, [*hidden[::-1], input_dim])
+        Model.__init__(self, num_classes=int(num_classes), input_dim=int(input_dim), hidden=[int(h) for h in hidden],
+                       latent_dim=int(latent_dim), head=head, likelihood=likelihood)
 
-    @property
-    def latent_dim(self):
-        return self.config["latent_dim"]
+    def networks(self, num_classes, input_dim, hidden, latent_dim, head, likelihood):
+        return (GaussianEncoder([input_dim + num_classes, *hidden], latent_dim, head),
+                Decoder(latent_dim + num_classes, [*hidden[::-1], input_dim]))
 
-    def flatten(self, x):
-        return flatten_inputs(x, self.config["input_dim"])
-
-    def _with_labels(self, t, labels):
+    def with_labels(self, t, labels):
+        """``t`` ``(batch, n)`` -> ``(batch, n + num_classes)``: the one-hot labels appended."""
+        if labels is None:
+            raise ValueError(f"{type(self).__name__} is conditional: pass the labels (batch,) too, "
+                             "e.g. encode(x, y), decode(z, y), loss(x, labels=y), sample(n, labels=y)")
         y = one_hot_labels(labels, self.config["num_classes"]).to(t.device)
         if len(y) != len(t):
             raise ValueError(f"got {len(t)} inputs but {len(y)} labels")
         return torch.cat([t, y], dim=1)
-
-    def encode(self, x, labels):
-        """Images and labels -> ``(mu, sigma)`` of q(z | x, y), each ``(batch, latent_dim)``."""
-        return self.encoder(self._with_labels(self.flatten(x), labels))
-
-    def reparameterize(self, mu, sigma):
-        return mu + sigma * torch.randn_like(sigma)
-
-    def decode(self, z, labels):
-        """Codes ``(batch, latent_dim)`` and labels -> ``(batch, D)`` logits."""
-        return self.decoder(self._with_labels(flatten_inputs(z, self.latent_dim), labels))
-
-    def forward(self, x, labels):
-        mu, sigma = self.encode(x, labels)
-        return self.decode(self.reparameterize(mu, sigma), labels), mu, sigma
-
-    def loss(self, x, beta=1.0, labels=None):
-        """Per-example negative ELBO given the labels: dict of ``(batch,)`` nats."""
-        if labels is None:
-            raise ValueError("a ConditionalVAE needs the labels: loss(x, beta, labels=y)")
-        x = self.flatten(x)
-        output, mu, sigma = self(x, labels)
-        return negative_elbo(x, output, mu, sigma, beta, self.config["likelihood"])
-
-    def decode_images(self, z, labels):
-        return _output_to_images(self.decode(z, labels), self.config["likelihood"])
-
-    def reconstruct(self, x, labels):
-        return self.decode_images(self.encode(x, labels)[0], labels)
-
-    @torch.no_grad()
-    def sample(self, labels, temperature=1.0):
-        """One image per label ``(batch,)``, decoded from z ~ N(0, temperature^2 I): ``(batch, D)`` in [0, 1]."""
-        device = next(self.parameters()).device
-        z = temperature * torch.randn(len(labels), self.latent_dim, device=device)
-        return self.decode_images(z, labels)
