@@ -13,13 +13,11 @@ nothing leaves the file unchanged (clean diffs).
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import nbformat
 from nbconvert.preprocessors import ExecutePreprocessor
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sync_launch_cells import ROOT, repository_url, sync_notebook  # noqa: E402
+from repo import notebooks
+from sync_launch_cells import repository_url, sync_notebook
 
 
 def execute(path, timeout=600):
@@ -48,9 +46,8 @@ def time_only(path, timeout=600):
 def main(args):
     timing = "--time-only" in args
     paths = [a for a in args if a != "--time-only"]
-    notebooks = [Path(p).resolve() for p in paths] or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     total = 0.0
-    for path in notebooks:
+    for path in [p.resolve() for p in notebooks(paths)]:
         seconds = time_only(path) if timing else execute(path)
         total += seconds
         print(f"{path.name}: {seconds:.1f} s", flush=True)

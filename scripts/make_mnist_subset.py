@@ -22,10 +22,9 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+from repo import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from vaelib.data import MNIST_MD5, md5_of, read_idx  # noqa: E402
+from vaelib.data import MNIST_MD5, md5_of, read_idx
 
 FASHION_SHA256 = {  # of the decompressed files
     "train-images-idx3-ubyte.gz": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",

@@ -12,9 +12,9 @@ cells to run before class (LECTURERS.md). Only metadata changes: stored outputs 
 
 import json
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from repo import notebooks
+
 HEAVY_CALLS = ("fit(", "iwae_log_likelihood(", "train_vae(")  # train_vae: 04's wrapper of fit
 SKIPPED_TAGS = {"launch-badge", "colab-setup", "solution"}
 
@@ -55,7 +55,7 @@ def set_slides(path):
 
 
 def main(paths):
-    for path in [Path(p) for p in paths] or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+    for path in notebooks(paths):
         if set_slides(path):
             print(f"slides set: {path.name}")
 

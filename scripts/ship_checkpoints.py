@@ -1,64 +1,42 @@
-"""Ship the checkpoints the notebooks train: copy them into vaelib/assets/ for load_pretrained.
+"""Ship the checkpoints the notebooks and scripts train: check them against the registry, copy them into vaelib/assets/.
 
-Usage: python scripts/ship_checkpoints.py [--dry-run]
+Usage: python scripts/ship_checkpoints.py [--dry-run] [--readme]
 
-First make them in notebooks/checkpoints/: run notebooks 01 and 05 (python scripts/execute_notebooks.py
-notebooks/01_autoencoder.ipynb notebooks/05_training.ipynb), which save ae_2d.pt (01) and vae_2d.pt,
-vae_20d.pt (05), and python scripts/train_conv_checkpoints.py, which saves the three models of
-08_conv_vae (conv_vae_mnist.pt, conv_vae_fashion.pt, mlp_vae_fashion.pt; a minute or two on a CPU). Each
-file is loaded with vaelib.load_checkpoint (weights_only=True) and must hold the model that
-vaelib.pretrained.PRETRAINED promises; only when all pass are they copied to
-vaelib/assets/<name>.pt. Nothing is copied if any check fails. The shipped files are committed,
-so their sizes are printed (float16 weights keep them small).
+The models to ship are listed once, in vaelib.pretrained.PRETRAINED: each with its class, config,
+data, recipe and what makes it (``made_by``: notebooks 01 and 05 save ae_2d.pt, vae_2d.pt and
+vae_20d.pt; scripts/train_conv_checkpoints.py saves the three models of 08_conv_vae). Run those
+first, so that notebooks/checkpoints/<name>.pt exist. Each file is loaded with weights_only=True
+and must hold the model the registry promises; only when all pass are they copied to
+vaelib/assets/<name>.pt (a file holding the same model is left alone). The shipped files are
+committed, so their sizes are printed (float16 weights keep them small).
+``--readme`` rewrites the README's table of shipped models from the registry.
 """
 
 import argparse
-import os
-import shutil
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+import torch
+from repo import ROOT
+
+from vaelib.checkpoints import atomic_write
+from vaelib.pretrained import PRETRAINED, load_as, markdown_table, pretrained_path
+
 SOURCE = ROOT / "notebooks" / "checkpoints"
-
-# What each shipped name must be: the class and the config values that define the architecture.
-EXPECTED = {
-    "ae_2d": ("Autoencoder", {"sizes": [784, 256, 2], "likelihood": "bernoulli"}),
-    "vae_2d": ("VAE", {"input_dim": 784, "hidden": [256], "latent_dim": 2, "likelihood": "bernoulli"}),
-    "vae_20d": ("VAE", {"input_dim": 784, "hidden": [400], "latent_dim": 20, "likelihood": "bernoulli"}),
-    "conv_vae_mnist": ("ConvVAE", {"latent_dim": 20, "channels": [32, 64], "likelihood": "bernoulli"}),
-    "conv_vae_fashion": ("ConvVAE", {"latent_dim": 20, "channels": [32, 64], "likelihood": "bernoulli"}),
-    "mlp_vae_fashion": ("VAE", {"input_dim": 784, "hidden": [400], "latent_dim": 20, "likelihood": "bernoulli"}),
-}
-# What makes each file in notebooks/checkpoints/.
-MADE_BY = {"ae_2d": "notebooks/01_autoencoder.ipynb", "vae_2d": "notebooks/05_training.ipynb",
-           "vae_20d": "notebooks/05_training.ipynb", "conv_vae_mnist": "scripts/train_conv_checkpoints.py",
-           "conv_vae_fashion": "scripts/train_conv_checkpoints.py",
-           "mlp_vae_fashion": "scripts/train_conv_checkpoints.py"}
 MAX_TOTAL_BYTES = 6 * 1024 * 1024  # committed files: keep them small
 
 
 def check(name):
-    """Load notebooks/checkpoints/<name>.pt and check it is the promised model; return its path."""
-    import vaelib
-
+    """Load notebooks/checkpoints/<name>.pt and check it is the promised model; return its path and the model."""
     path = SOURCE / f"{name}.pt"
     if not path.exists():
-        raise SystemExit(f"{path.relative_to(ROOT)} is missing: run {MADE_BY[name]} first")
-    cls, config = EXPECTED[name]
+        raise SystemExit(f"{path.relative_to(ROOT)} is missing: run {PRETRAINED[name].made_by} first")
     try:
-        model = vaelib.load_checkpoint(path, expect=config)
+        return path, load_as(path, name)
     except ValueError as e:
         raise SystemExit(f"{name}: {e}") from e
-    if type(model).__name__ != cls:
-        raise SystemExit(f"{name}: {path} holds a {type(model).__name__}, expected a {cls}")
-    return path, model
 
 
 def same_checkpoint(a, b):
     """True if two checkpoint files hold the same model: class, config, extras and every tensor."""
-    import torch
-
     ca, cb = (torch.load(p, map_location="cpu", weights_only=True) for p in (a, b))
     sa, sb = ca["state_dict"], cb["state_dict"]
     return ({k: v for k, v in ca.items() if k != "state_dict"} == {k: v for k, v in cb.items() if k != "state_dict"}
@@ -66,19 +44,26 @@ def same_checkpoint(a, b):
             and all(sa[k].dtype == sb[k].dtype and torch.equal(sa[k], sb[k]) for k in sa))
 
 
+def write_readme_table():
+    """Replace the README's table of shipped models (the one whose header names "made by") with the registry's."""
+    readme = ROOT / "README.md"
+    lines = readme.read_text().split("\n")
+    start = next(i for i, line in enumerate(lines) if line.startswith("| name | model |"))
+    end = next(i for i in range(start, len(lines) + 1) if i == len(lines) or not lines[i].startswith("|"))
+    text = "\n".join(lines[:start] + markdown_table().split("\n") + lines[end:])
+    with atomic_write(readme) as f:
+        f.write(text.encode())
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dry-run", action="store_true", help="check the checkpoints, copy nothing")
+    parser.add_argument("--readme", action="store_true", help="only rewrite the README's table of shipped models")
     args = parser.parse_args(argv)
+    if args.readme:
+        return write_readme_table()
 
-    sys.path.insert(0, str(ROOT))
-    from vaelib.pretrained import PRETRAINED, pretrained_path
-
-    if set(EXPECTED) != set(PRETRAINED):
-        raise SystemExit(f"this script ships {sorted(EXPECTED)} but vaelib.pretrained.PRETRAINED "
-                         f"names {sorted(PRETRAINED)}: update EXPECTED")
-    checked = {name: check(name) for name in EXPECTED}      # all checks before any copy
-
+    checked = {name: check(name) for name in PRETRAINED}      # all checks before any copy
     total = 0
     for name, (path, model) in checked.items():
         target = pretrained_path(name)
@@ -86,9 +71,8 @@ def main(argv=None):
         total += size
         unchanged = target.exists() and same_checkpoint(path, target)   # then leave the file alone
         if not args.dry_run and not unchanged:
-            tmp = target.with_name(f".{target.name}.part")
-            shutil.copyfile(path, tmp)
-            os.replace(tmp, target)
+            with atomic_write(target) as f:
+                f.write(path.read_bytes())
         state = "unchanged" if unchanged else ("would update" if args.dry_run else "updated")
         test_loss = model.extra.get("test_loss")
         print(f"{name:16s} {type(model).__name__:12s} {size / 1024:6.0f} KB  test loss "

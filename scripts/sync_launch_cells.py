@@ -11,9 +11,8 @@ Then re-run the notebooks (the set-up cell is code, so execution counts shift wh
 import json
 import re
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from repo import ROOT, notebooks
 
 
 def repository_url():
@@ -90,8 +89,7 @@ def sync_readme(url):
 
 def main(paths):
     url = repository_url()
-    notebooks = [Path(p) for p in paths] or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-    for path in notebooks:
+    for path in notebooks(paths):
         if sync_notebook(path, url):
             print(f"updated {path.relative_to(ROOT) if path.is_absolute() else path}")
     if not paths and sync_readme(url):

@@ -1,55 +1,43 @@
-"""Train the checkpoints of 08_conv_vae: convolutional and MLP VAEs at latent size 20, MNIST and Fashion-MNIST.
+"""Train the checkpoints of 08_conv_vae by their recipes in vaelib.pretrained.PRETRAINED.
 
-Usage: python scripts/train_conv_checkpoints.py [--epochs 20] [name ...]   (default: all three)
+Usage: python scripts/train_conv_checkpoints.py [name ...]   (default: every model this script makes)
 
-The recipe is 05_training's for the shipped ``vae_20d`` (VAE(hidden=(400,), latent_dim=20) on
-MNIST), so that 08 compares like with like: the bundled training subset, seed 0, Adam with
-lr 1e-3, batch 128, 20 epochs, on the CPU with two threads.
+The registry lists, for each shipped model, its class and config, its bundled training data and
+its recipe (``vaelib.fit`` settings after ``seed_everything(0)``, on the CPU with two threads); the
+models whose ``made_by`` is this script are the three of 08_conv_vae:
 
 * ``conv_vae_mnist``: ConvVAE(latent_dim=20) on the 8,000 bundled MNIST digits
 * ``conv_vae_fashion``: ConvVAE(latent_dim=20) on the 5,000 bundled Fashion-MNIST images
 * ``mlp_vae_fashion``: VAE(hidden=(400,), latent_dim=20) on the same Fashion-MNIST images
 
-Each is saved to notebooks/checkpoints/<name>.pt in float16, with extras ``test_loss`` (test
-negative ELBO in nats, evaluated after ``torch.manual_seed(0)`` as the notebooks do) and
-``epochs``. The same machine and thread count give the same bytes every run, so the time per
-epoch is printed, not saved (it changes with the machine's load). Then
-``python scripts/ship_checkpoints.py`` checks them and copies them to vaelib/assets/.
-08_conv_vae.ipynb holds the same recipe behind its ``RETRAIN`` flag.
+with 05_training's recipe for ``vae_20d``, so that 08 compares like with like. Each is saved to
+notebooks/checkpoints/<name>.pt in float16, with extras ``test_loss`` (test negative ELBO in nats,
+evaluated after ``torch.manual_seed(0)`` as the notebooks do) and ``epochs``. The same machine and
+thread count give the same bytes every run, so the time per epoch is printed, not saved (it
+changes with the machine's load). Then ``python scripts/ship_checkpoints.py`` checks them and
+copies them to vaelib/assets/. 08_conv_vae.ipynb trains the same way behind its ``RETRAIN`` flag.
 """
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+import torch
+from repo import ROOT
+
+import vaelib
+from vaelib.pretrained import LOADERS, PRETRAINED, train_from_recipe
+
 TARGET = ROOT / "notebooks" / "checkpoints"
+NAMES = [name for name, shipped in PRETRAINED.items() if shipped.made_by == "scripts/train_conv_checkpoints.py"]
 
 
-def recipes():
-    import vaelib
-
-    return {
-        "conv_vae_mnist": (lambda: vaelib.ConvVAE(latent_dim=20), vaelib.load_mnist),
-        "conv_vae_fashion": (lambda: vaelib.ConvVAE(latent_dim=20), vaelib.load_fashion_mnist),
-        "mlp_vae_fashion": (lambda: vaelib.VAE(hidden=(400,), latent_dim=20), vaelib.load_fashion_mnist),
-    }
-
-
-def train(name, epochs=20):
+def train(name):
     """Train one checkpoint by its recipe, save it, and return its path."""
-    import torch
-    import vaelib
-
-    make, load = recipes()[name]
-    x_train, _ = load("train")
-    x_test, _ = load("test")
-    vaelib.seed_everything(0)
-    model = make()
     start = time.perf_counter()
-    vaelib.fit(model, x_train, epochs=epochs, batch_size=128, lr=1e-3, device="cpu", progress=False)
+    model = train_from_recipe(name)
+    epochs = PRETRAINED[name].fit["epochs"]
     seconds = time.perf_counter() - start
+    x_test, _ = LOADERS[PRETRAINED[name].data]("test")
     torch.manual_seed(0)
     test_loss = vaelib.evaluate(model, x_test)["loss"]
     path = vaelib.save_checkpoint(model, TARGET / f"{name}.pt", dtype=torch.float16, test_loss=round(test_loss, 1),
@@ -60,17 +48,14 @@ def train(name, epochs=20):
 
 
 def main(argv=None):
-    sys.path.insert(0, str(ROOT))
-    names = list(recipes())
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", help=f"which to train, of {', '.join(names)} (default: all)")
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("names", nargs="*", help=f"which to train, of {', '.join(NAMES)} (default: all)")
     args = parser.parse_args(argv)
-    unknown = sorted(set(args.names) - set(names))
+    unknown = sorted(set(args.names) - set(NAMES))
     if unknown:
-        parser.error(f"no recipe for {', '.join(unknown)}; choose from {', '.join(names)}")
-    for name in args.names or names:
-        train(name, args.epochs)
+        parser.error(f"no recipe for {', '.join(unknown)} in this script; choose from {', '.join(NAMES)}")
+    for name in args.names or NAMES:
+        train(name)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from vaelib import data
+from vaelib import checkpoints, data
 
 # Digits per class in MNIST's official test set (t10k), from which the bundled subset is drawn.
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
@@ -284,7 +284,7 @@ def test_full_download_success_caches_and_reuses(server, fake_test_split, tmp_pa
     assert cache_listing(cache) == sorted(server.files)  # the two files, no temporary leftovers
     for name, raw in server.files.items():
         assert (cache / name).read_bytes() == raw
-        assert (cache / name).stat().st_mode & 0o777 == data.default_file_mode()  # not mkstemp's 0o600
+        assert (cache / name).stat().st_mode & 0o777 == checkpoints.default_file_mode()  # not mkstemp's 0o600
 
     server.requests.clear()
     x2, y2 = data.load_mnist("test", source="full", flatten=False, cache_dir=cache, mirrors=[server.url])

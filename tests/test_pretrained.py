@@ -1,20 +1,13 @@
-"""The shipped checkpoints load safely and are the models vaelib.pretrained promises."""
-
-import sys
-from pathlib import Path
+"""The one registry of shipped models (vaelib.pretrained.PRETRAINED): every file loads safely and is
+the model the registry promises, and the README's table is the registry's."""
 
 import pytest
 import torch
 
 import vaelib
-from vaelib.pretrained import PRETRAINED
+from vaelib.pretrained import PRETRAINED, markdown_table
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from ship_checkpoints import EXPECTED  # noqa: E402
-
-
-def test_every_shipped_name_has_an_expected_model():
-    assert set(PRETRAINED) == set(EXPECTED)
+from conftest import ROOT
 
 
 @pytest.mark.parametrize("name", sorted(PRETRAINED))
@@ -22,20 +15,34 @@ def test_shipped_checkpoint_is_the_promised_model_in_float16(name):
     raw = torch.load(vaelib.pretrained_path(name), map_location="cpu", weights_only=True)
     assert {v.dtype for v in raw["state_dict"].values() if v.is_floating_point()} == {torch.float16}
     model = vaelib.load_pretrained(name)
-    cls, config = EXPECTED[name]
-    assert type(model).__name__ == cls and not model.training
-    assert {k: model.config[k] for k in config} == config
+    shipped = PRETRAINED[name]
+    assert type(model).__name__ == shipped.model and not model.training
+    assert model.config == shipped.config
     assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert (ROOT / shipped.made_by).exists() and shipped.data in vaelib.pretrained.LOADERS
 
 
-@pytest.mark.parametrize("name", ["conv_vae_mnist", "conv_vae_fashion", "mlp_vae_fashion"])
-def test_conv_notebook_checkpoints_score_their_stored_test_loss(name):
+@pytest.mark.parametrize("name", [n for n, s in PRETRAINED.items() if s.made_by.startswith("scripts/")])
+def test_script_checkpoints_score_their_stored_test_loss(name):
     model = vaelib.load_pretrained(name)
-    load = vaelib.load_fashion_mnist if "fashion" in name else vaelib.load_mnist
-    x_test, _ = load("test")
+    x_test, _ = vaelib.pretrained.LOADERS[PRETRAINED[name].data]("test")
     torch.manual_seed(0)
     assert abs(vaelib.evaluate(model, x_test)["loss"] - model.extra["test_loss"]) < 0.1
-    assert model.extra["epochs"] == 20
+    assert model.extra["epochs"] == PRETRAINED[name].fit["epochs"]
+
+
+def test_readme_lists_the_registry():
+    assert markdown_table() in (ROOT / "README.md").read_text(), \
+        "README's table of shipped models differs from vaelib.pretrained.PRETRAINED: paste markdown_table()"
+
+
+def test_a_checkpoint_of_another_model_is_refused(tmp_path):
+    path = vaelib.save_checkpoint(vaelib.VAE(hidden=(8,), latent_dim=2), tmp_path / "vae_2d.pt")
+    with pytest.raises(ValueError, match=r"holds a VAE with hidden=\[8\], expected hidden=\[256\]"):
+        vaelib.pretrained.load_as(path, "vae_2d")
+    path = vaelib.save_checkpoint(vaelib.Autoencoder(), tmp_path / "ae.pt")
+    with pytest.raises(ValueError, match="holds a Autoencoder with"):
+        vaelib.pretrained.load_as(path, "vae_2d")
 
 
 def test_unknown_name_says_which_exist():

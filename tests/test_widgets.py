@@ -1,5 +1,6 @@
-"""vaelib.widgets: PNG bytes, the drawing functions, and each widget driven as a student would
-(setting a slider's value runs the same callback a drag runs), including bad input."""
+"""vaelib.render (PNG bytes, tiles, the latent map, a model's pictures) and vaelib.widgets (each
+explorer driven as a student would: setting a slider's value runs the same callback a drag runs),
+including bad input."""
 
 import io
 
@@ -9,7 +10,7 @@ import torch
 from PIL import Image as PILImage
 
 import vaelib
-from vaelib import widgets
+from vaelib import render, widgets
 
 
 def decode_png(data):
@@ -129,22 +130,22 @@ def test_interpolate_walks_the_straight_line():
 
 def test_latent_map_marks_the_point_on_a_copy():
     codes = torch.tensor([[0.0, 0.0], [1.0, 1.0], [9.0, 9.0]])  # the last is off the map
-    background = widgets.latent_map_background(codes, torch.tensor([0, 3, 5]), limit=2.0, size=41)
+    background = render.latent_map_background(codes, torch.tensor([0, 3, 5]), limit=2.0, size=41)
     assert background.shape == (41, 41, 3) and background.dtype == np.uint8
-    assert tuple(background[10, 30]) == tuple(widgets.TAB10[3])  # z = (1, 1): column 30, row 10
-    marked = widgets.draw_marker(background, [-1.0, 0.0], limit=2.0)
+    assert tuple(background[10, 30]) == tuple(render.TAB10[3])  # z = (1, 1): column 30, row 10
+    marked = render.draw_marker(background, [-1.0, 0.0], limit=2.0)
     assert tuple(marked[20, 10]) == (0, 0, 0)  # the ring's centre at z = (-1, 0)
     assert tuple(background[20, 10]) != (0, 0, 0)  # the background is untouched
-    assert decode_png(widgets.render_map(background, [0, 0], limit=2.0)).shape == (41, 41, 3)
-    corner = widgets.draw_marker(background, [5.0, -5.0], limit=2.0)  # clipped to the corner (2, -2)
+    assert decode_png(render.render_map(background, [0, 0], limit=2.0)).shape == (41, 41, 3)
+    corner = render.draw_marker(background, [5.0, -5.0], limit=2.0)  # clipped to the corner (2, -2)
     assert tuple(corner[40, 40]) == (0, 0, 0)
 
 
 def test_latent_map_rejects_codes_that_are_not_2d():
     with pytest.raises(ValueError, match=r"\(N, 2\)"):
-        widgets.latent_map_background(torch.zeros(5, 20), torch.zeros(5))
+        render.latent_map_background(torch.zeros(5, 20), torch.zeros(5))
     with pytest.raises(ValueError, match=r"\(N, 2\)"):
-        widgets.latent_map_background(torch.zeros(5, 2), torch.zeros(4))
+        render.latent_map_background(torch.zeros(5, 2), torch.zeros(4))
 
 
 def test_describe_posterior_rounds_and_truncates():
@@ -207,7 +208,7 @@ def test_a_failing_update_shows_a_message_and_the_widget_recovers(models, monkey
     box = widgets.latent_sliders(vae)
     before = bytes(box.digit.value)
 
-    def broken(z):
+    def broken(z, labels=None):
         raise RuntimeError("decoder on fire")
 
     monkeypatch.setattr(vae, "decode_images", broken)
@@ -309,8 +310,9 @@ def test_widgets_use_only_core_widgets(models, data):
              widgets.interpolation({"AE": models["ae"], "VAE": models["vae"]}, x, labels),
              widgets.encode_and_perturb(models["vae"], x, labels),
              widgets.prior_samples(models["vae"]),
-             widgets.conditional_explorer(vaelib.ConditionalVAE(hidden=(16,)).eval())]
-    core = (ipywidgets.FloatSlider, ipywidgets.IntSlider, ipywidgets.Button, ipywidgets.Image,
+             widgets.conditional_explorer(vaelib.ConditionalVAE(hidden=(16,)).eval()),
+             widgets.model_slider({1: models["vae"], 2: models["ae"]}, x[:3], torch.zeros(2, 2))]
+    core = (ipywidgets.FloatSlider, ipywidgets.IntSlider, ipywidgets.SelectionSlider, ipywidgets.Button, ipywidgets.Image,
             ipywidgets.HTML, ipywidgets.HBox, ipywidgets.VBox, ipywidgets.ToggleButtons)
 
     def walk(widget):
@@ -403,3 +405,38 @@ def test_conditional_explorer_bad_input(cvae, models):
     with pytest.raises(Exception):  # the picker itself refuses a digit it does not offer
         box.picker.value = 10
     assert box.status.value == ""
+
+
+def test_model_slider_shows_the_picked_model(models, data):
+    x, _ = data
+    z = torch.randn(4, 2, generator=torch.Generator().manual_seed(0))
+    pair = {0.5: models["vae"], 8: models["ae"]}
+    box = widgets.model_slider(pair, x[:5], z, captions={0.5: "<b>first</b>", 8: "<b>second</b>"},
+                               description="β", ncols=5, scale=1)
+    assert list(box.slider.options) == [0.5, 8] and box.slider.value == 0.5 and box.text.value == "<b>first</b>"
+    assert box.image.value == widgets.render_model(models["vae"], x[:5], z, ncols=5, scale=1)
+    assert widgets.png_shape(box.image.value) == (3 * 30 - 2, 5 * 30 - 2)  # images, reconstructions, decoded z
+    box.slider.value = 8
+    assert box.image.value == widgets.render_model(models["ae"], x[:5], z, ncols=5, scale=1)
+    assert box.text.value == "<b>second</b>" and box.status.value == ""
+    assert repr(box).startswith("<model_slider: β over 2 models [0.5, 8]")
+    with pytest.raises(ValueError, match=r"value 3 is not one of the models' keys \[0.5, 8\]"):
+        widgets.model_slider(pair, x[:5], z, value=3)
+    with pytest.raises(ValueError, match="non-empty dict"):
+        widgets.model_slider({}, x[:5], z)
+
+
+def test_a_conditional_model_is_refused_by_the_explorers_of_unconditional_ones(cvae, data):
+    x, labels = data
+    for call in (lambda: widgets.latent_sliders(cvae), lambda: widgets.prior_samples(cvae),
+                 lambda: widgets.encode_and_perturb(cvae, x), lambda: widgets.encode_mean(cvae, x),
+                 lambda: widgets.interpolation({"cvae": cvae}, x), lambda: widgets.model_slider({1: cvae}, x, torch.zeros(1, 2))):
+        with pytest.raises(ValueError, match="is for unconditional models, but a ConditionalVAE is conditional "
+                                             r"\(its decoder needs a label\): use conditional_explorer"):
+            call()
+
+
+def test_tile_is_shared_with_plots_image_grid(data):
+    x, _ = data
+    grid = vaelib.plots.image_grid(x[:5], ncols=3, pad=1)
+    np.testing.assert_array_equal(grid, render.tile(x[:5].numpy().reshape(5, 28, 28), 3, pad=1, fill=0))

@@ -3,38 +3,43 @@
 Read it after the notebooks, one module at a time:
 
 * ``data``   -- MNIST: a bundled offline subset, and the full set on request
-* ``models`` -- ``Autoencoder``, ``GaussianEncoder``, ``Decoder``, ``VAE``, ``ConvVAE``, ``ConditionalVAE``
+* ``models`` -- ``Model`` (what every model provides), ``Autoencoder``, ``VAE``, ``ConvVAE``, ``ConditionalVAE``
 * ``losses`` -- reconstruction log-likelihoods, KL to N(0, I), negative ELBO, IWAE estimate
 * ``train``  -- ``fit`` and ``evaluate``
 * ``plots``  -- image grids, latent maps, loss curves
-* ``utils``  -- ``seed_everything``, checkpoints
+* ``checkpoints`` -- ``save_checkpoint``, ``load_checkpoint``, and the one atomic file write
+* ``environment`` -- ``seed_everything``, ``check_environment``
 * ``exercises`` -- the checks of each notebook's exercises
-* ``pretrained`` -- the checkpoints that ship with vaelib (trained in notebooks 01 and 05, and for 08)
+* ``pretrained`` -- the one registry of the checkpoints that ship with vaelib, and what makes each
 * ``judge``  -- ``nearest_digit``: one criterion for what a decoded image looks like
 * ``report`` -- ``approx``: print a trained figure with its tolerance, checked
-* ``widgets`` -- the live explorers of notebooks 06 and 09: sliders -> decoded digits as PNG bytes
+* ``render`` -- pictures as arrays and PNG bytes: tiles, the latent map, a model's decoded digits
+* ``widgets`` -- the live explorers of notebooks 06, 07 and 09: sliders -> decoded digits as PNG bytes
 """
 
 from . import threads  # first, before torch loads: OpenMP's idle threads sleep (see threads.py)
-from . import data, exercises, judge, losses, models, plots, pretrained, report, train, utils, widgets
+from . import (checkpoints, data, environment, exercises, judge, losses, models, plots, pretrained, render, report,
+               train, widgets)
+from .checkpoints import load_checkpoint, save_checkpoint
 from .data import load_fashion_mnist, load_mnist
+from .environment import check_environment, seed_everything
 from .losses import (bernoulli_log_likelihood, gaussian_log_likelihood, iwae_log_likelihood,
                      kl_to_standard_normal, negative_elbo)
-from .models import VAE, Autoencoder, ConditionalVAE, ConvVAE, Decoder, GaussianEncoder
+from .models import VAE, Autoencoder, ConditionalVAE, ConvVAE, Decoder, GaussianEncoder, Model
 from .pretrained import load_pretrained, pretrained_path
 from .report import approx
 from .train import evaluate, fit, pick_device
-from .utils import check_environment, load_checkpoint, save_checkpoint, seed_everything
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "data", "exercises", "judge", "losses", "models", "plots", "pretrained", "report", "train", "utils", "widgets",
+    "checkpoints", "data", "environment", "exercises", "judge", "losses", "models", "plots", "pretrained", "render",
+    "report", "train", "widgets",
     "approx",
     "load_fashion_mnist", "load_mnist",
     "bernoulli_log_likelihood", "gaussian_log_likelihood", "iwae_log_likelihood",
     "kl_to_standard_normal", "negative_elbo",
-    "VAE", "Autoencoder", "ConditionalVAE", "ConvVAE", "Decoder", "GaussianEncoder",
+    "Model", "VAE", "Autoencoder", "ConditionalVAE", "ConvVAE", "Decoder", "GaussianEncoder",
     "load_pretrained", "pretrained_path",
     "evaluate", "fit", "pick_device",
     "check_environment", "load_checkpoint", "save_checkpoint", "seed_everything",

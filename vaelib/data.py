@@ -24,13 +24,14 @@ import hashlib
 import io
 import os
 import struct
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from .checkpoints import atomic_write
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 BUNDLED_FILE = ASSETS / "mnist_subset.npz"
@@ -177,20 +178,6 @@ def read_idx(path):
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).copy()
 
 
-def default_file_mode():
-    """Permissions a new file gets under the current umask (``tempfile.mkstemp`` uses 0o600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def publish(tmp, target):
-    """Move a finished temporary file onto ``target`` in one step (``os.replace``), with the
-    permissions of a normally created file rather than mkstemp's owner-only 0o600."""
-    os.chmod(tmp, default_file_mode())
-    os.replace(tmp, target)
-
-
 def md5_of(path):
     """Hex MD5 of a file, read in chunks."""
     digest = hashlib.md5()
@@ -204,7 +191,7 @@ def download(filename, folder, mirrors=MIRRORS, md5=None, timeout=30):
     """Fetch one official MNIST file into ``folder`` (once), verified by MD5.
 
     Mirrors are tried in order; a mirror that fails or serves a file with the wrong checksum is
-    skipped. The file is written to a temporary file in ``folder`` and renamed only once
+    skipped. The file is written with :func:`vaelib.checkpoints.atomic_write` and kept only once
     verified, so nothing half-written is ever left under the real name.
 
     Returns:
@@ -220,26 +207,20 @@ def download(filename, folder, mirrors=MIRRORS, md5=None, timeout=30):
         if md5_of(target) == expected:
             return target
         target.unlink()  # a damaged cache entry: fetch it again
-    folder.mkdir(parents=True, exist_ok=True)
     failures = []
     for base in mirrors:
         url = base.rstrip("/") + "/" + filename
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{filename}.", suffix=".part")
         try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+            with atomic_write(target) as out, urllib.request.urlopen(url, timeout=timeout) as response:
+                digest = hashlib.md5()
                 for chunk in iter(lambda: response.read(1 << 20), b""):
                     out.write(chunk)
-            got = md5_of(tmp)
-            if got != expected:
-                failures.append(f"{url}: MD5 {got}, expected {expected}")
-                continue
-            publish(tmp, target)
+                    digest.update(chunk)
+                if digest.hexdigest() != expected:  # then atomic_write leaves nothing behind
+                    raise ValueError(f"MD5 {digest.hexdigest()}, expected {expected}")
             return target
         except (urllib.error.URLError, OSError, ValueError) as e:
             failures.append(f"{url}: {getattr(e, 'reason', e)}")
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
     raise ConnectionError(
         f"could not download {filename} from any mirror (are you offline?). "
         'Use load_mnist(source="bundled") for the subset that ships with vaelib. Tried:\n  '

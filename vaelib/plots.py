@@ -8,26 +8,19 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from .models import flatten_inputs
+from .render import tile
+
 
 def _as_images(images):
-    """-> NumPy array ``(N, 28, 28)``."""
-    images = images.detach().cpu().numpy() if torch.is_tensor(images) else np.asarray(images)
-    if images.ndim not in (2, 3, 4) or images.size % 784 or images.shape[-1] not in (28, 784):
-        raise ValueError(f"expected images of shape (N, 784), (N, 28, 28) or (N, 1, 28, 28), got {images.shape}")
-    return images.reshape(-1, 28, 28)
+    """Images as :func:`vaelib.models.flatten_inputs` accepts them, tensor or array -> NumPy ``(N, 28, 28)``."""
+    images = torch.as_tensor(images.detach().cpu() if torch.is_tensor(images) else images)
+    return flatten_inputs(images, 784).numpy().reshape(-1, 28, 28)
 
 
 def image_grid(images, ncols=10, pad=1):
     """Tile images into one array ``(rows * (28 + pad) - pad, ncols * (28 + pad) - pad)``, gaps left blank (0)."""
-    images = _as_images(images)
-    n = len(images)
-    nrows = max(1, -(-n // ncols))
-    ncols = min(ncols, n) if n else ncols
-    grid = np.zeros((nrows * (28 + pad) - pad, ncols * (28 + pad) - pad), dtype=np.float32)
-    for i, image in enumerate(images):
-        r, c = divmod(i, ncols)
-        grid[r * (28 + pad): r * (28 + pad) + 28, c * (28 + pad): c * (28 + pad) + 28] = image
-    return grid
+    return tile(_as_images(images).astype(np.float32), ncols, pad, fill=0)
 
 
 def show_images(images, ncols=10, title=None, scale=0.6, ax=None):

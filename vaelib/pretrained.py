@@ -1,21 +1,60 @@
-"""Checkpoints that ship with vaelib, so the explorer opens with no training.
+"""The checkpoints that ship with vaelib, so the explorers open with no training: one registry.
 
-They are exactly what the notebooks save: ``ae_2d`` by 01_autoencoder, ``vae_2d`` and ``vae_20d``
-by 05_training; the three models of 08_conv_vae, longer to train than that notebook may run, by
-``scripts/train_conv_checkpoints.py`` with the recipe of ``vae_20d`` (run them, then
-``python scripts/ship_checkpoints.py`` copies them here).
+``PRETRAINED`` is the one list of them: for each name, the model (class and config) and what
+makes it (the notebook or script that trains it, on which bundled data, with which settings of
+:func:`vaelib.fit`, after ``seed_everything(0)``). :func:`load_pretrained`, the scripts
+``ship_checkpoints.py`` and ``train_conv_checkpoints.py`` and the README's table of shipped
+models all read it (``tests/test_pretrained.py`` keeps the README in step).
 """
 
-from .data import ASSETS
-from .utils import load_checkpoint
+import inspect
+from dataclasses import dataclass
+
+from .checkpoints import MODEL_CLASSES, load_checkpoint
+from .data import ASSETS, load_fashion_mnist, load_mnist
+
+LOADERS = {"mnist": load_mnist, "fashion-mnist": load_fashion_mnist}
+
+
+@dataclass(frozen=True)
+class Shipped:
+    """One shipped checkpoint: the model it holds and the recipe that makes it."""
+
+    model: str      # the class, a key of vaelib.checkpoints.MODEL_CLASSES
+    config: dict    # its constructor arguments (the file must hold exactly these)
+    data: str       # the bundled training set it learns from: a key of LOADERS
+    fit: dict       # keyword arguments of vaelib.fit, after seed_everything(0)
+    made_by: str    # the notebook or script that trains it and saves notebooks/checkpoints/<name>.pt
+
+    def constructor(self):
+        """The model as code, e.g. ``VAE(hidden=[400], latent_dim=20)``: its sizes, and any other argument
+        (input size, sigma head, likelihood) that is not the default."""
+        defaults = inspect.signature(MODEL_CLASSES[self.model]).parameters
+        shown = [f"{key}={value!r}" for key, value in self.config.items()
+                 if key not in ("input_dim", "head", "likelihood") or _plain(defaults[key].default) != value]
+        return f"{self.model}({', '.join(shown)})"
+
+
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+_MLP = {"input_dim": 784, "head": "softplus", "likelihood": "bernoulli"}
+_CONV = {"latent_dim": 20, "channels": [32, 64], "head": "softplus", "likelihood": "bernoulli"}
+_ADAM = {"batch_size": 128, "lr": 1e-3}
 
 PRETRAINED = {
-    "ae_2d": "Autoencoder([784, 256, 2]) from 01_autoencoder",
-    "vae_2d": "VAE(hidden=(256,), latent_dim=2) from 05_training",
-    "vae_20d": "VAE(hidden=(400,), latent_dim=20) from 05_training",
-    "conv_vae_mnist": "ConvVAE(latent_dim=20) on MNIST, vae_20d's recipe, for 08_conv_vae",
-    "conv_vae_fashion": "ConvVAE(latent_dim=20) on Fashion-MNIST, for 08_conv_vae",
-    "mlp_vae_fashion": "VAE(hidden=(400,), latent_dim=20) on Fashion-MNIST, for 08_conv_vae",
+    "ae_2d": Shipped("Autoencoder", {"sizes": [784, 256, 2], "likelihood": "bernoulli"}, "mnist",
+                     {"epochs": 20, **_ADAM}, "notebooks/01_autoencoder.ipynb"),
+    "vae_2d": Shipped("VAE", {**_MLP, "hidden": [256], "latent_dim": 2}, "mnist",
+                      {"epochs": 30, **_ADAM}, "notebooks/05_training.ipynb"),
+    "vae_20d": Shipped("VAE", {**_MLP, "hidden": [400], "latent_dim": 20}, "mnist",
+                       {"epochs": 20, **_ADAM}, "notebooks/05_training.ipynb"),
+    "conv_vae_mnist": Shipped("ConvVAE", _CONV, "mnist", {"epochs": 20, **_ADAM}, "scripts/train_conv_checkpoints.py"),
+    "conv_vae_fashion": Shipped("ConvVAE", _CONV, "fashion-mnist", {"epochs": 20, **_ADAM},
+                                "scripts/train_conv_checkpoints.py"),
+    "mlp_vae_fashion": Shipped("VAE", {**_MLP, "hidden": [400], "latent_dim": 20}, "fashion-mnist",
+                               {"epochs": 20, **_ADAM}, "scripts/train_conv_checkpoints.py"),
 }
 
 
@@ -26,6 +65,41 @@ def pretrained_path(name):
     return ASSETS / f"{name}.pt"
 
 
+def load_as(path, name):
+    """Load the checkpoint at ``path`` and check it is the model ``PRETRAINED[name]`` promises (class and config)."""
+    shipped = PRETRAINED[name]
+    model = load_checkpoint(path, expect=shipped.config)
+    if type(model).__name__ != shipped.model:
+        raise ValueError(f"{path} holds a {type(model).__name__}, but {name} is a {shipped.model}")
+    return model
+
+
 def load_pretrained(name):
     """Load a shipped model in eval mode on the CPU, e.g. ``load_pretrained("vae_2d")``."""
-    return load_checkpoint(pretrained_path(name))
+    return load_as(pretrained_path(name), name)
+
+
+def train_from_recipe(name, device="cpu", progress=False):
+    """Train the model ``name`` from scratch by its recipe in ``PRETRAINED``; returns it in eval mode.
+
+    On the same machine with the same thread count this gives the shipped weights bit for bit
+    (before their rounding to float16).
+    """
+    from .environment import seed_everything
+    from .train import fit
+
+    shipped = PRETRAINED[name]
+    x_train, _ = LOADERS[shipped.data]("train")
+    seed_everything(0)
+    model = MODEL_CLASSES[shipped.model](**shipped.config)
+    fit(model, x_train, device=device, progress=progress, **shipped.fit)
+    return model.eval()
+
+
+def markdown_table():
+    """The README's table of shipped models, written from ``PRETRAINED``."""
+    rows = ["| name | model | trained on | recipe (after `seed_everything(0)`) | made by |", "|---|---|---|---|---|"]
+    for name, s in PRETRAINED.items():
+        recipe = ", ".join(f"{key}={value}" for key, value in s.fit.items())
+        rows.append(f"| `{name}` | `{s.constructor()}` | {s.data} (bundled) | `fit({recipe})` | `{s.made_by}` |")
+    return "\n".join(rows)
