@@ -52,16 +52,28 @@ CASES = [
         (lambda a, b, s: a + torch.arange(s).unsqueeze(1) / s * (b - a), "one step short"),
         (lambda a, b, s: t(s) * (b - a), "starts at the origin"),
     ]),
-    (ex.check_sigma_from_logvar, lambda lv: torch.exp(0.5 * lv), [
-        (lambda lv: torch.exp(lv), "variance"),
-        (lambda lv: 0.5 * lv, "log sigma"),
-        (lambda lv: F.softplus(lv), "softplus"),
+    (ex.check_off_data_threshold, lambda h, r, q: torch.quantile(torch.cdist(h, r).min(1).values, q), [
+        (lambda h, r, q: torch.quantile(torch.cdist(h, r).flatten(), q), "not of each image's nearest one"),
+        (lambda h, r, q: torch.quantile(torch.cdist(h, r).min(0).values, q), "the wrong direction"),
+        (lambda h, r, q: torch.quantile(torch.cdist(h, r).mean(1), q), "averaged"),
+        (lambda h, r, q: torch.quantile(torch.cdist(h, r).min(1).values ** 2, q), "squared"),
+        (lambda h, r, q: torch.quantile(torch.cdist(h, r).min(1).values, 1 - q), "1 - quantile"),
+        (lambda h, r, q: torch.cdist(h, r).min(1).values.max(), "largest nearest distance"),
     ]),
-    (ex.check_reparameterize, lambda m, s, e: m + s * e, [
-        (lambda m, s, e: m + s**2 * e, "variance"),
-        (lambda m, s, e: m, "ignores the noise"),
-        (lambda m, s, e: (m + s * e).detach(), "no gradient reaches"),
-        (lambda m, s, e: torch.normal(m.detach(), s.detach()) * 0 + (m + s * e).detach(), "no gradient reaches"),
+    (ex.check_posterior_on_grid, lambda ll, z: torch.softmax(ll - 0.5 * (z**2).sum(-1), dim=1), [
+        (lambda ll, z: torch.softmax(ll, dim=1), "left out the prior"),
+        (lambda ll, z: torch.softmax(ll - (z**2).sum(-1), dim=1), "N(0, I/2)"),
+        (lambda ll, z: torch.softmax(ll - 0.5 * (z**2).sum(-1), dim=0), "over the batch"),
+        (lambda ll, z: torch.log_softmax(ll - 0.5 * (z**2).sum(-1), dim=1), "log-probabilities"),
+        (lambda ll, z: torch.exp(ll - 0.5 * (z**2).sum(-1)) / torch.exp(ll - 0.5 * (z**2).sum(-1)).sum(1, keepdim=True),
+         "underflows"),
+    ]),
+    (ex.check_correlated_sample, lambda m, L, e: m + e @ L.T, [
+        (lambda m, L, e: m + e @ L, "wrong side"),
+        (lambda m, L, e: m + e @ (L @ L.T).T, "covariance L L^T itself"),
+        (lambda m, L, e: m + e * L.diagonal(), "only the diagonal"),
+        (lambda m, L, e: (m + e @ L.T).detach(), "no gradient reaches"),
+        (lambda m, L, e: e @ L.T, "not centred on mu"),
     ]),
     (ex.check_kl, kl, [
         (lambda m, s: kl_terms(m, s).sum(-1), "forget the 0.5"),

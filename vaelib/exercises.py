@@ -103,46 +103,116 @@ def check_interpolate(answer):
                   "(steps, latent_dim)")
 
 
+def check_off_data_threshold(answer):
+    """``answer(held_out, reference, quantile)``: images ``(n, D)`` and ``(m, D)``, a fraction ->
+    0-d tensor, the off-data threshold of ``vaelib.judge``: the ``quantile`` of the held-out images'
+    distances to their nearest reference image."""
+    def case(seed, n, m, q):
+        g = torch.Generator().manual_seed(seed)
+        return torch.rand(n, 784, generator=g), torch.rand(m, 784, generator=g), q
+
+    cases = [case(31, 40, 60, 0.95), case(32, 25, 90, 0.8)]
+    d = lambda h, r: torch.cdist(h, r)  # noqa: E731
+    correct = lambda h, r, q: torch.quantile(d(h, r).min(dim=1).values, q)  # noqa: E731
+    mistakes = [
+        (lambda h, r, q: torch.quantile(d(h, r).flatten(), q),
+         "you took the quantile of all distances, not of each image's nearest one",
+         "first find, for each held-out image, its nearest reference image (min over the reference)"),
+        (lambda h, r, q: torch.quantile(d(h, r).min(dim=0).values, q),
+         "you found the nearest held-out image of each reference image: the wrong direction",
+         "one distance per held-out image: take the min over the reference images"),
+        (lambda h, r, q: torch.quantile(d(h, r).mean(dim=1), q),
+         "you averaged each image's distances to all reference images",
+         "the judge uses the nearest reference image only"),
+        (lambda h, r, q: torch.quantile(d(h, r).min(dim=1).values ** 2, q), "your distances are squared",
+         "Euclidean distance: the square root of the summed squared pixel differences"),
+        (lambda h, r, q: torch.quantile(d(h, r).min(dim=1).values, 1 - q),
+         "you took the 1 - quantile: most held-out digits would count as off the data",
+         "95 % of held-out digits must lie closer than the threshold"),
+        (lambda h, r, q: d(h, r).min(dim=1).values.max(), "you took the largest nearest distance, not the quantile",
+         "torch.quantile(distances, quantile)"),
+        (lambda h, r, q: d(h, r).min(dim=1).values.mean(), "you took the mean nearest distance, not the quantile",
+         "torch.quantile(distances, quantile)"),
+    ]
+    return _check(answer, "threshold", cases, correct, mistakes, "(a 0-d tensor)")
+
+
 # 02 · Gaussian encoder ----------------------------------------------------------------------
 
-def check_sigma_from_logvar(answer):
-    """``answer(logvar)``: log-variances -> standard deviations, same shape."""
-    cases = _inputs(3, (4, 2)), _inputs(4, (16, 5))
+def check_posterior_on_grid(answer):
+    """``answer(log_likelihood, z)``: ``log p(x | z_j)`` ``(batch, n)`` of each image at n grid codes
+    ``z`` ``(n, latent_dim)`` (a regular grid, equal cells) -> ``(batch, n)`` the posterior
+    ``p(z_j | x)`` on the grid: proportional to ``p(x | z_j) p(z_j)`` with ``p(z) = N(0, I)``,
+    summing to 1 over the grid for each image."""
+    def case(seed, batch, side, centre):
+        g = torch.Generator().manual_seed(seed)
+        axis = torch.linspace(-3, 3, side)
+        z = torch.stack(torch.meshgrid(axis, axis, indexing="ij"), dim=-1).reshape(-1, 2)
+        return centre + 8 * torch.randn(batch, len(z), generator=g), z
+
+    # small log-likelihoods first, then digit-sized ones (e^-150 underflows float32)
+    cases = [case(33, 3, 5, 0.0), case(34, 4, 9, -150.0)]
+    log_prior = lambda z: -0.5 * (z**2).sum(-1)  # noqa: E731  (log 2 pi cancels in the normalization)
+    correct = lambda ll, z: torch.softmax(ll + log_prior(z), dim=1)  # noqa: E731
     mistakes = [
-        (lambda lv: torch.exp(lv), "that is the variance sigma^2, not the standard deviation sigma",
-         "a square root is a power of one half: where does the 0.5 go?"),
-        (lambda lv: torch.exp(2 * lv), "you doubled the log instead of halving it",
-         "sigma = sqrt(sigma^2), so the log is halved"),
-        (lambda lv: 0.5 * lv, "that is log sigma, not sigma", "undo the logarithm"),
-        (lambda lv: F.softplus(lv), "that is the softplus head, not the log-variance head",
-         "this head predicts log sigma^2"),
+        (lambda ll, z: torch.softmax(ll, dim=1), "you left out the prior: that is the normalized likelihood",
+         "posterior = likelihood x prior / evidence, and the grid codes were not drawn from the prior"),
+        (lambda ll, z: torch.softmax(ll - (z**2).sum(-1), dim=1), "your prior is N(0, I/2), not N(0, I)",
+         "log N(z; 0, I) = -|z|^2 / 2 + a constant"),
+        (lambda ll, z: torch.softmax(ll + log_prior(z), dim=0), "you normalized over the batch, not over the grid",
+         "each image's posterior sums to 1 over the n codes: dim=1"),
+        (lambda ll, z: torch.log_softmax(ll + log_prior(z), dim=1), "those are log-probabilities",
+         "return the probabilities themselves"),
+        (lambda ll, z: torch.exp(ll + log_prior(z)), "your posterior is not normalized",
+         "divide by the evidence: the sum over the grid of likelihood x prior"),
     ]
-    return _check(answer, "standard deviation", cases, lambda lv: torch.exp(0.5 * lv), mistakes, "(same shape)")
+    result = None
+    try:
+        result = answer(*cases[1])
+    except Exception:
+        pass  # _check below reports it
+    if torch.is_tensor(result) and torch.isnan(result).any():
+        print("Not quite: your posterior contains nan: exp of log-likelihoods near -150 underflows to 0 in float32, "
+              "and 0 / 0 is nan. Hint: subtract each image's largest log-weight before exp (torch.softmax does it).")
+        return False
+    return _check(answer, "posterior", cases, correct, mistakes, "(batch, n): one distribution per image")
 
 
 # 03 · reparameterization --------------------------------------------------------------------
 
-def check_reparameterize(answer):
-    """``answer(mu, sigma, eps)``: -> ``z = mu + sigma * eps``, with gradients reaching mu and sigma."""
-    cases = [_inputs(5, (4, 2), (4, 2), (4, 2), positive=(1,)), _inputs(6, (8, 3), (8, 3), (8, 3), positive=(1,))]
+def check_correlated_sample(answer):
+    """``answer(mu, L, eps)``: mean ``(d,)``, lower-triangular ``L`` ``(d, d)`` with ``L L^T`` the
+    covariance, noise ``eps`` ``(n, d)`` -> ``(n, d)`` reparameterized samples of N(mu, L L^T),
+    ``z = mu + L eps`` for each row, with gradients reaching mu and L."""
+    def case(seed, n, d):
+        g = torch.Generator().manual_seed(seed)
+        L = torch.randn(d, d, generator=g).tril()
+        L.diagonal().copy_(0.5 + torch.rand(d, generator=g))
+        return torch.randn(d, generator=g), L, torch.randn(n, d, generator=g)
+
+    cases = [case(35, 4, 2), case(36, 6, 3)]
+    correct = lambda m, L, e: m + e @ L.T  # noqa: E731
     mistakes = [
-        (lambda m, s, e: m + s**2 * e, "you scaled the noise by the variance sigma^2",
-         "eps has standard deviation 1; what scales a standard deviation?"),
-        (lambda m, s, e: m, "z ignores the noise: it is just mu", "a sample must vary with eps"),
-        (lambda m, s, e: s * e, "z is not centred on mu", "shift the scaled noise"),
-        (lambda m, s, e: m + torch.sqrt(s) * e, "you took the square root of sigma, which is already a standard deviation",
-         "sigma is not a variance here"),
+        (lambda m, L, e: m + e @ L, "you multiplied by L from the wrong side: your samples have covariance L^T L, "
+         "not L L^T", "for one column vector z = mu + L eps; a batch of rows is eps @ L.T"),
+        (lambda m, L, e: m + e @ (L @ L.T).T, "you scaled the noise by the covariance L L^T itself",
+         "L plays the part of sigma, the covariance that of sigma^2"),
+        (lambda m, L, e: m + e * L.diagonal(), "you used only the diagonal of L: the coordinates come out uncorrelated",
+         "the off-diagonal entries of L are what correlate them"),
+        (lambda m, L, e: m + e, "z ignores L", "the noise must be shaped by L"),
+        (lambda m, L, e: e @ L.T, "z is not centred on mu", "shift the shaped noise by mu"),
     ]
-    mu, sigma, eps = (t.clone().requires_grad_(i < 2) for i, t in enumerate(cases[0]))
+    mu, L, eps = cases[0]
+    mu, L = mu.clone().requires_grad_(True), L.clone().requires_grad_(True)
     try:
-        z = answer(mu, sigma, eps)
+        z = answer(mu, L, eps)
     except Exception:
         z = None  # _check below reports it
-    if torch.is_tensor(z) and z.shape == mu.shape and not z.requires_grad:
-        print("Not quite: no gradient reaches mu and sigma (did you detach, use .data, or draw z with "
-              "Normal(...).sample()?). Hint: build z from mu and sigma with + and *.")
+    if torch.is_tensor(z) and z.shape == eps.shape and not z.requires_grad:
+        print("Not quite: no gradient reaches mu and L (did you detach, use .data, or draw z with "
+              "MultivariateNormal(...).sample()?). Hint: build z from mu, L and eps with + and @.")
         return False
-    return _check(answer, "sample", cases, lambda m, s, e: m + s * e, mistakes, "(batch, latent_dim)")
+    return _check(answer, "sample", cases, correct, mistakes, "(n, d): one sample per row of eps")
 
 
 # 04 · ELBO ----------------------------------------------------------------------------------
@@ -390,8 +460,8 @@ def check_condition(answer):
                   "(batch, d + num_classes)", dtype=torch.float32)
 
 CHECKS = {
-    "00": [check_to_unit_range], "01": [check_interpolate], "02": [check_sigma_from_logvar],
-    "03": [check_reparameterize], "04": [check_kl, check_reconstruction_loss],
+    "00": [check_to_unit_range], "01": [check_interpolate], "02": [check_posterior_on_grid],
+    "03": [check_correlated_sample], "04": [check_kl, check_reconstruction_loss],
     "05": [check_negative_elbo], "06": [check_slerp],
     "07": [check_active_units], "08": [check_conv2d], "09": [check_condition],
 }
