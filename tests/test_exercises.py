@@ -37,6 +37,10 @@ def slerp(a, b, t, cosine=None):
     return (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
 
 
+def kl_gauss(mq, sq, mp, sp, reduce=torch.sum):
+    return reduce(torch.log(sp / sq) + (sq**2 + (mq - mp) ** 2) / (2 * sp**2) - 0.5, -1)
+
+
 def not_done(*args):
     raise NotImplementedError
 
@@ -75,19 +79,21 @@ CASES = [
         (lambda m, L, e: (m + e @ L.T).detach(), "no gradient reaches"),
         (lambda m, L, e: e @ L.T, "not centred on mu"),
     ]),
-    (ex.check_kl, kl, [
-        (lambda m, s: kl_terms(m, s).sum(-1), "forget the 0.5"),
-        (lambda m, s: 0.5 * (m**2 + s - 1 - torch.log(s)).sum(-1), "sigma where the formula has the variance"),
-        (lambda m, s: 0.5 * kl_terms(m, s).mean(-1), "averaged over the latent"),
-        (lambda m, s: kl(m, s).mean(), "averaged over the batch"),
-        (lambda m, s: -kl(m, s), "wrong sign"),
-        (lambda m, s: 0.5 * (m**2 + s**2 - torch.log(s**2)).sum(-1), "forgot the -1"),
-    ]),
-    (ex.check_reconstruction_loss, bce, [
-        (lambda x, l: F.binary_cross_entropy_with_logits(l, x, reduction="none").mean(-1), "averaged over the pixels"),
-        (lambda x, l: bce(x, l).mean(), "averaged over the batch"),
-        (lambda x, l: -bce(x, l), "wrong sign"),
-        (lambda x, l: bce(x, torch.sigmoid(l)), "sigmoid"),
+    (ex.check_kl_gaussians, lambda mq, sq, mp, sp: kl_gauss(mq, sq, mp, sp), [
+        (lambda mq, sq, mp, sp: 2 * kl_gauss(mq, sq, mp, sp), "twice the right value"),
+        (lambda mq, sq, mp, sp: 0.5 * (torch.log(sp / sq) + (sq + (mq - mp) ** 2) / sp - 1).sum(-1),
+         "standard deviations where the formula has the variances"),
+        (lambda mq, sq, mp, sp: 0.5 * (torch.log(sp**2 / sq**2) + (sq**2 + (mq - mp) ** 2) / sp - 1).sum(-1),
+         "divided by sigma_p"),
+        (lambda mq, sq, mp, sp: 0.5 * (torch.log(sp**2 / sq**2) + sq**2 / sp**2 + (mq - mp) ** 2 - 1).sum(-1),
+         "not divided by sigma_p^2"),
+        (lambda mq, sq, mp, sp: 0.5 * (torch.log(sp**2 / sq**2) + sq**2 / sp**2 - 1).sum(-1), "means are missing"),
+        (lambda mq, sq, mp, sp: kl_gauss(mp, sp, mq, sq), "the other direction"),
+        (lambda mq, sq, mp, sp: kl(mq, sq), "KL to N(0, I)"),
+        (lambda mq, sq, mp, sp: kl_gauss(mq, sq, mp, sp, reduce=torch.mean), "averaged over the latent"),
+        (lambda mq, sq, mp, sp: kl_gauss(mq, sq, mp, sp).sum(), "summed over the batch"),
+        (lambda mq, sq, mp, sp: kl_gauss(mq, sq, mp, sp).mean(), "averaged over the batch"),
+        (lambda mq, sq, mp, sp: -kl_gauss(mq, sq, mp, sp), "wrong sign"),
     ]),
     (ex.check_negative_elbo, lambda x, l, m, s, b: bce(x, l) + b * kl(m, s), [
         (lambda x, l, m, s, b: b * bce(x, l) + kl(m, s), "beta weights the wrong term"),
@@ -178,7 +184,7 @@ def test_checks_do_not_touch_the_global_random_state():
     torch.manual_seed(0)
     expected = torch.rand(3)
     torch.manual_seed(0)
-    ex.check_kl(kl)
+    ex.check_kl_gaussians(kl_gauss)
     torch.testing.assert_close(torch.rand(3), expected)
 
 

@@ -3,7 +3,7 @@
 Each ``check_...(answer)`` takes the function you wrote, runs it on fresh random inputs, and
 compares it with the correct result. It prints, in plain words, whether you are right; when you
 are not, it recognizes the classic mistakes by name and gives a hint, never the solution.
-It returns ``True`` when your answer is right, so ``assert check_kl(my_kl)`` works too.
+It returns ``True`` when your answer is right, so ``assert check_kl_gaussians(my_kl)`` works too.
 """
 
 import math
@@ -217,45 +217,47 @@ def check_correlated_sample(answer):
 
 # 04 · ELBO ----------------------------------------------------------------------------------
 
-def check_kl(answer):
-    """``answer(mu, sigma)``: ``(batch, d)`` each -> ``(batch,)`` KL(N(mu, sigma^2) || N(0, I)) in nats."""
-    cases = [_inputs(7, (4, 2), (4, 2), positive=(1,)), _inputs(8, (16, 5), (16, 5), positive=(1,))]
-    terms = lambda m, s: m**2 + s**2 - 1 - torch.log(s**2)  # noqa: E731
+def check_kl_gaussians(answer):
+    """``answer(mu_q, sigma_q, mu_p, sigma_p)``: ``(batch, d)`` each -> ``(batch,)``
+    KL(N(mu_q, diag(sigma_q^2)) || N(mu_p, diag(sigma_p^2))) in nats, checked against torch.distributions."""
+    from torch.distributions import Independent, Normal, kl_divergence
+
+    cases = [_inputs(7, (4, 2), (4, 2), (4, 2), (4, 2), positive=(1, 3)),
+             _inputs(8, (16, 5), (16, 5), (16, 5), (16, 5), positive=(1, 3))]
+
+    def correct(mq, sq, mp, sp):
+        return kl_divergence(Independent(Normal(mq, sq), 1), Independent(Normal(mp, sp), 1))
+
+    def terms(mq, sq, mp, sp):  # 2 x the KL of each coordinate
+        return torch.log(sp**2 / sq**2) + (sq**2 + (mq - mp) ** 2) / sp**2 - 1
     mistakes = [
-        (lambda m, s: terms(m, s).sum(-1), "your KL is exactly twice the right value",
-         "did you forget the 0.5 in front?"),
-        (lambda m, s: 0.5 * (m**2 + s - 1 - torch.log(s)).sum(-1),
-         "you used sigma where the formula has the variance sigma^2",
-         "the encoder gives a standard deviation; square it where the formula needs a variance"),
-        (lambda m, s: 0.5 * terms(m, s).mean(-1), "you averaged over the latent dimensions",
+        (lambda mq, sq, mp, sp: terms(mq, sq, mp, sp).sum(-1), "your KL is exactly twice the right value",
+         "did you forget a 1/2? Check mu_q = mu_p, sigma_q = sigma_p gives 0 and one coordinate by hand"),
+        (lambda mq, sq, mp, sp: 0.5 * (torch.log(sp / sq) + (sq + (mq - mp) ** 2) / sp - 1).sum(-1),
+         "you used the standard deviations where the formula has the variances",
+         "sigma is a standard deviation: square it where the derivation has a variance"),
+        (lambda mq, sq, mp, sp: 0.5 * (torch.log(sp**2 / sq**2) + (sq**2 + (mq - mp) ** 2) / sp - 1).sum(-1),
+         "you divided by sigma_p, not by the variance sigma_p^2",
+         "E[(z - mu_p)^2] is divided by p's variance"),
+        (lambda mq, sq, mp, sp: 0.5 * (torch.log(sp**2 / sq**2) + sq**2 / sp**2 + (mq - mp) ** 2 - 1).sum(-1),
+         "the squared difference of the means is not divided by sigma_p^2",
+         "with p = N(0, 1) that division is invisible; here it is not"),
+        (lambda mq, sq, mp, sp: 0.5 * (torch.log(sp**2 / sq**2) + sq**2 / sp**2 - 1).sum(-1),
+         "the means are missing", "under q, E[(z - mu_p)^2] = sigma_q^2 + (mu_q - mu_p)^2"),
+        (lambda mq, sq, mp, sp: correct(mp, sp, mq, sq), "you computed KL(p || q), the other direction",
+         "the KL is not symmetric: the expectation is under q"),
+        (lambda mq, sq, mp, sp: kl_to_standard_normal(mq, sq), "that is the KL to N(0, I): p's mu and sigma are ignored",
+         "section 3's formula is the special case mu_p = 0, sigma_p = 1"),
+        (lambda mq, sq, mp, sp: 0.5 * terms(mq, sq, mp, sp).mean(-1), "you averaged over the latent dimensions",
          "the KL of independent dimensions is the sum of their KLs"),
-        (lambda m, s: 0.5 * terms(m, s).sum(-1).mean(), "you averaged over the batch too",
+        (lambda mq, sq, mp, sp: correct(mq, sq, mp, sp).sum(), "you summed over the batch too",
          "return one KL per example, shape (batch,)"),
-        (lambda m, s: -0.5 * terms(m, s).sum(-1), "your KL has the wrong sign", "a KL divergence is never negative"),
-        (lambda m, s: 0.5 * (m**2 + s**2 - torch.log(s**2)).sum(-1), "you forgot the -1",
-         "check: mu = 0, sigma = 1 must give KL = 0"),
+        (lambda mq, sq, mp, sp: correct(mq, sq, mp, sp).mean(), "you averaged over the batch too",
+         "return one KL per example, shape (batch,)"),
+        (lambda mq, sq, mp, sp: -correct(mq, sq, mp, sp), "your KL has the wrong sign",
+         "a KL divergence is never negative"),
     ]
-    return _check(answer, "KL", cases, kl_to_standard_normal, mistakes, "(batch,): one KL per example")
-
-
-def check_reconstruction_loss(answer):
-    """``answer(x, logits)``: ``(batch, 784)`` each -> ``(batch,)`` -log p(x | z), Bernoulli, in nats."""
-    def case(seed, n):
-        g = torch.Generator().manual_seed(seed)
-        return torch.rand(n, 784, generator=g).round(), 3 * torch.randn(n, 784, generator=g)
-    cases = [case(9, 4), case(10, 16)]
-    correct = lambda x, l: -bernoulli_log_likelihood(x, l)  # noqa: E731
-    mistakes = [
-        (lambda x, l: correct(x, l) / 784, "you averaged over the pixels instead of summing",
-         "averaging divides the likelihood by 784, which is the same as multiplying the KL's weight by 784"),
-        (lambda x, l: correct(x, l).mean(), "you averaged over the batch too", "return one loss per example"),
-        (lambda x, l: F.binary_cross_entropy_with_logits(l, x), "you averaged over everything",
-         "use reduction='none', then sum over pixels"),
-        (lambda x, l: -correct(x, l), "your loss has the wrong sign", "a loss to minimize is minus the log-likelihood"),
-        (lambda x, l: F.binary_cross_entropy_with_logits(torch.sigmoid(l), x, reduction="none").sum(-1),
-         "you applied a sigmoid before a loss that expects logits", "the decoder's output already are logits"),
-    ]
-    return _check(answer, "reconstruction loss", cases, correct, mistakes, "(batch,): one loss per example")
+    return _check(answer, "KL", cases, correct, mistakes, "(batch,): one KL per example")
 
 
 # 05 · training ------------------------------------------------------------------------------
@@ -461,7 +463,7 @@ def check_condition(answer):
 
 CHECKS = {
     "00": [check_to_unit_range], "01": [check_interpolate], "02": [check_posterior_on_grid],
-    "03": [check_correlated_sample], "04": [check_kl, check_reconstruction_loss],
+    "03": [check_correlated_sample], "04": [check_kl_gaussians],
     "05": [check_negative_elbo], "06": [check_slerp],
     "07": [check_active_units], "08": [check_conv2d], "09": [check_condition],
 }
