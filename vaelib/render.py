@@ -159,6 +159,16 @@ def _check_model(model, what="model", conditional=False):
                          "needs a label): use conditional_explorer")
 
 
+def _check_models(models, example):
+    """A non-empty dict of unconditional models of 784-pixel images."""
+    if not isinstance(models, dict) or not models:
+        raise ValueError(f"models must be a non-empty dict of name -> model, e.g. {example}")
+    for name, model in models.items():
+        _check_model(model, f"models[{name!r}]")
+        if model.input_dim != 784:
+            raise ValueError(f"models[{name!r}] takes {model.input_dim} inputs, not the 784 pixels of an MNIST image")
+
+
 def _check_images(images):
     """-> float tensor ``(N, 784)``, N >= 1."""
     images = flatten_inputs(images, 784)
@@ -267,3 +277,17 @@ def render_style(model, z, digits, scale=2, mark=None):
         pixels = np.vstack([pixels, np.full((4, pixels.shape[1]), 255, dtype=np.uint8)])
         pixels[30:32, column:column + 28] = 0
     return png_bytes(pixels, check_scale(scale))
+
+
+def digit_legend():
+    """HTML: the digits 0-9 in the latent map's colours."""
+    spans = [f'<span style="color:rgb{tuple(int(c) for c in TAB10[d])}">&#9632;&nbsp;{d}</span>' for d in range(10)]
+    return "<small>" + " ".join(spans) + "</small>"
+
+
+def describe_posterior(mu, sigma, max_dims=8):
+    """One line of text per vector: ``mu = (..)`` and ``sigma = (..)``, 2 decimals, the first ``max_dims`` dims."""
+    def fmt(v):
+        shown = ", ".join(f"{x:.2f}" for x in v[:max_dims].tolist())
+        return f"({shown}{', ...' if len(v) > max_dims else ''})"
+    return f"mu    = {fmt(mu)}\nsigma = {fmt(sigma)}"

@@ -16,15 +16,9 @@ import ipywidgets
 import torch
 
 # The pictures; the notebooks also call these as widgets.render_digit, widgets.png_bytes, ...
-from .render import (TAB10, _as_code, _check_digits, _check_images, _check_model, check_scale,  # noqa: F401
-                     decode_pixels, encode_mean, interpolate, latent_map_background, png_bytes, png_shape,
-                     render_digit, render_digits, render_map, render_model, render_style, tile, to_pixels)
-
-
-def digit_legend():
-    """HTML: the digits 0-9 in the latent map's colours."""
-    spans = [f'<span style="color:rgb{tuple(int(c) for c in TAB10[d])}">&#9632;&nbsp;{d}</span>' for d in range(10)]
-    return "<small>" + " ".join(spans) + "</small>"
+from .render import (_as_code, _check_digits, _check_images, _check_model, _check_models, decode_pixels,  # noqa: F401
+                     describe_posterior, digit_legend, encode_mean, interpolate, latent_map_background, png_bytes,
+                     png_shape, render_digit, render_digits, render_map, render_model, render_style, tile, to_pixels)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -40,16 +34,6 @@ def _check_index(index, n, name="index"):
     if int(index) != index or not 0 <= index < n:
         raise ValueError(f"{name} {index} is outside the test set: choose 0 to {n - 1}")
     return int(index)
-
-
-def _check_models(models, example):
-    """A non-empty dict of unconditional models of 784-pixel images."""
-    if not isinstance(models, dict) or not models:
-        raise ValueError(f"models must be a non-empty dict of name -> model, e.g. {example}")
-    for name, model in models.items():
-        _check_model(model, f"models[{name!r}]")
-        if model.input_dim != 784:
-            raise ValueError(f"models[{name!r}] takes {model.input_dim} inputs, not the 784 pixels of an MNIST image")
 
 
 class Explorer(ipywidgets.VBox):
@@ -77,8 +61,8 @@ def _slider(description, value, low, high, step):
 
 
 def _code_sliders(base, n_sliders, limit, step):
-    """Sliders ``z1..zn`` for the first ``n_sliders`` coordinates of ``base`` ``(latent_dim,)``, and
-    ``code()``: the current code ``(latent_dim,)``, ``base`` with those coordinates from the sliders."""
+    """Sliders ``z1..zn`` for the first ``n_sliders`` coordinates of ``base`` ``(latent_dim,)``;
+    ``code()``: the current code, ``base`` with those coordinates from the sliders; and a caption's end."""
     sliders = [_slider(f"z{i + 1}", float(base[i].clamp(-limit, limit)), -limit, limit, step)
                for i in range(n_sliders)]
 
@@ -87,7 +71,8 @@ def _code_sliders(base, n_sliders, limit, step):
         z[:n_sliders] = torch.tensor([s.value for s in sliders])
         return z
 
-    return sliders, code
+    held = "" if n_sliders == len(base) else f"; z{n_sliders + 1}..z{len(base)} held at the start code"
+    return sliders, code, held
 
 
 def _index_slider(description, value, n):
@@ -121,25 +106,15 @@ def _guard(update, status):
 # ---------------------------------------------------------------------------------------------
 
 def latent_sliders(model, n_sliders=None, base=None, codes=None, labels=None, limit=4.0, step=0.05, scale=5):
-    """Sliders over the latent space and the digit they decode to, updated as you drag.
+    """Sliders over the latent space of a ``VAE`` or ``Autoencoder``, and the digit they decode to.
 
-    Args:
-        model: a vaelib ``VAE`` or ``Autoencoder``.
-        n_sliders: how many leading dimensions get a slider (default: all, at most 6).
-        base: ``(latent_dim,)`` code that the sliders start from and that the dimensions without a
-            slider keep (default: zeros, the prior's mean); e.g. a test digit's ``mu``.
-        codes, labels: ``(N, 2)`` codes and ``(N,)`` digits to draw a map of the latent plane
-            next to the digit, with the current point marked. Only for a model with latent_dim=2.
-        limit, step: each slider runs from ``-limit`` to ``limit`` in steps of ``step``.
-        scale: the digit is shown ``28 * scale`` pixels square.
+    ``n_sliders`` leading dimensions get a slider (default: all, at most 6), starting from ``base``
+    ``(latent_dim,)`` (default: zeros), which the other dimensions keep. With ``codes`` ``(N, 2)`` and
+    ``labels`` ``(N,)`` (a 2-D model only), a map of the latent plane marks the current point. Each
+    slider runs from ``-limit`` to ``limit`` by ``step``; the digit is ``28 * scale`` pixels square.
 
-    Returns:
-        an :class:`Explorer` box with ``.sliders`` (list of FloatSliders), ``.digit`` (Image),
-        ``.map`` (Image or None), ``.status`` (HTML; error messages) and ``.code()`` -> ``(latent_dim,)``.
-
-    Raises:
-        ValueError: for a map with a model whose latent_dim is not 2, or codes of the wrong
-            shape, a ``base`` of the wrong size, or ``n_sliders`` outside 1..latent_dim.
+    Returns an :class:`Explorer` with ``.sliders``, ``.digit`` (Image), ``.map`` (Image or None),
+    ``.status`` (HTML: error messages) and ``.code()`` -> ``(latent_dim,)``.
     """
     _check_model(model, "latent_sliders")
     latent_dim = model.latent_dim
@@ -154,7 +129,7 @@ def latent_sliders(model, n_sliders=None, base=None, codes=None, labels=None, li
         raise ValueError("the latent map colours the codes by digit: pass labels= (N,) with codes=")
     background = None if codes is None else latent_map_background(codes, labels, limit)
 
-    sliders, code = _code_sliders(base, n_sliders, limit, step)
+    sliders, code, held = _code_sliders(base, n_sliders, limit, step)
     digit = _image(render_digit(model, code(), scale), "vaelib-digit")
     map_image = None if background is None else _image(render_map(background, code(), limit), "vaelib-map")
     status = ipywidgets.HTML("")
@@ -169,7 +144,6 @@ def latent_sliders(model, n_sliders=None, base=None, codes=None, labels=None, li
     for s in sliders:
         s.observe(callback, names="value")
 
-    held = "" if n_sliders == latent_dim else f"; z{n_sliders + 1}..z{latent_dim} held at the start code"
     note = ipywidgets.HTML(f"<small>decoded digit{held}</small>")
     pictures = [ipywidgets.VBox([digit, note])]
     if map_image is not None:
@@ -185,19 +159,12 @@ def latent_sliders(model, n_sliders=None, base=None, codes=None, labels=None, li
 def interpolation(models, images, labels=None, start=0, end=1, steps=9, scale=4):
     """Walk the straight line between two test digits' codes, for several models side by side.
 
-    Args:
-        models: dict of name -> model, e.g. ``{"autoencoder": ae, "VAE": vae}``; each encodes the
-            two digits (a VAE by its mean ``mu``) and decodes ``(1 - t) * z_start + t * z_end``.
-        images: ``(N, 784)`` test images to pick from; ``labels``: optional ``(N,)`` digits.
-        start, end: indices of the two digits; steps: how many points the strip shows.
-        scale: the digit at ``t`` is shown ``28 * scale`` pixels square.
+    ``models``: dict of name -> model, e.g. ``{"autoencoder": ae, "VAE": vae}``; each encodes digits
+    ``start`` and ``end`` of ``images`` ``(N, 784)`` (``labels``: optional ``(N,)``) with ``model.code``
+    and decodes ``(1 - t) * z_start + t * z_end``: at ``t`` (``28 * scale`` pixels), and in a strip of ``steps``.
 
-    Returns:
-        an :class:`Explorer` box with ``.start``, ``.end`` (IntSliders), ``.t`` (FloatSlider in [0, 1]),
-        ``.digits`` (dict name -> Image at ``t``), ``.strips`` (dict name -> Image of the path), ``.status``.
-
-    Raises:
-        ValueError: if ``models`` is empty or not models of 784-pixel images, or an index is outside the images.
+    Returns an :class:`Explorer` with ``.start``, ``.end`` (IntSliders), ``.t`` (FloatSlider in [0, 1]),
+    ``.digits``, ``.strips`` (dicts name -> Image) and ``.status``.
     """
     _check_models(models, "{'autoencoder': ae, 'VAE': vae}")
     images = _check_images(images)
@@ -206,7 +173,6 @@ def interpolation(models, images, labels=None, start=0, end=1, steps=9, scale=4)
     start, end = _check_index(start, n, "start"), _check_index(end, n, "end")
     if steps < 2:
         raise ValueError(f"steps must be at least 2, got {steps}")
-    scale = check_scale(scale)
 
     start_slider = _index_slider("from", start, n)
     end_slider = _index_slider("to", end, n)
@@ -261,30 +227,12 @@ def interpolation(models, images, labels=None, start=0, end=1, steps=9, scale=4)
                     digits=digits, strips=strips, status=status)
 
 
-def describe_posterior(mu, sigma, max_dims=8):
-    """One line of text per vector: ``mu = (..)`` and ``sigma = (..)``, 2 decimals, the first ``max_dims`` dims."""
-    def fmt(v):
-        shown = ", ".join(f"{x:.2f}" for x in v[:max_dims].tolist())
-        return f"({shown}{', ...' if len(v) > max_dims else ''})"
-    return f"mu    = {fmt(mu)}\nsigma = {fmt(sigma)}"
-
-
 def encode_and_perturb(vae, images, labels=None, index=0, n_samples=8, scale=3, seed=0):
-    """A test digit, its posterior q(z | x) = N(mu, sigma^2), and decoded samples ``z ~ q(z | x)``.
+    """A test digit of ``images`` ``(N, 784)``, its posterior q(z | x) = N(mu, sigma^2) under a ``VAE``, and
+    ``n_samples`` decoded samples ``z ~ q(z | x)``, drawn by the widget's own generator (seeded by ``seed``).
 
-    Args:
-        vae: a vaelib ``VAE`` (its encoder returns ``mu`` and ``sigma``).
-        images: ``(N, 784)`` test images; ``labels``: optional ``(N,)`` digits.
-        index: the digit to start with; n_samples: how many samples a row shows.
-        seed: seeds the widget's own random generator (the notebook's stays untouched).
-
-    Returns:
-        an :class:`Explorer` box with ``.index`` (IntSlider), ``.resample`` (Button), ``.text`` (HTML
-        with mu and sigma), ``.original``, ``.samples`` (Images: the digit, and its mean
-        reconstruction followed by ``n_samples`` decoded samples), ``.status``.
-
-    Raises:
-        ValueError: for a model without a Gaussian encoder, or an index outside the images.
+    Returns an :class:`Explorer` with ``.index`` (IntSlider), ``.resample`` (Button), ``.text`` (HTML:
+    mu and sigma), ``.original``, ``.samples`` (Images: the digit; decoded mu, then the samples), ``.status``.
     """
     _check_model(vae, "encode_and_perturb")
     if not vae.variational:
@@ -295,7 +243,6 @@ def encode_and_perturb(vae, images, labels=None, index=0, n_samples=8, scale=3, 
     index = _check_index(index, len(images))
     if n_samples < 1:
         raise ValueError(f"n_samples must be at least 1, got {n_samples}")
-    scale = check_scale(scale)
     generator = torch.Generator().manual_seed(seed)
 
     index_slider = _index_slider("digit #", index, len(images))
@@ -336,17 +283,13 @@ def prior_samples(model, n=32, ncols=8, temperature=1.0, scale=2, seed=0):
 
     The button draws new ``eps``; the temperature slider rescales the same ``eps``, so you watch
     the same samples move towards the prior's mean (low temperature) or away from it.
-
-    Returns:
-        an :class:`Explorer` box with ``.new`` (Button), ``.temperature`` (FloatSlider, 0 to 2),
-        ``.grid`` (Image) and ``.status``.
+    Returns an :class:`Explorer` with ``.new`` (Button), ``.temperature`` (0 to 2), ``.grid`` and ``.status``.
     """
     _check_model(model, "prior_samples")
     if n < 1 or ncols < 1:
         raise ValueError(f"need n >= 1 and ncols >= 1, got n={n}, ncols={ncols}")
     if not 0 <= temperature <= 2:
         raise ValueError(f"temperature must be between 0 and 2, got {temperature}")
-    scale = check_scale(scale)
     generator = torch.Generator().manual_seed(seed)
     eps = torch.randn(n, model.latent_dim, generator=generator)
 
@@ -375,15 +318,11 @@ def prior_samples(model, n=32, ncols=8, temperature=1.0, scale=2, seed=0):
 def model_slider(models, images, z, captions=None, description="model", value=None, ncols=10, scale=2):
     """One slider over several trained models (notebook 07: one per beta), showing what the picked one does.
 
-    Args:
-        models: dict of slider value -> unconditional model, e.g. ``{0.5: vae_a, 1: vae_b}``, in slider order.
-        images: ``(N, 784)`` images to reconstruct; ``z``: ``(M, latent_dim)`` codes to decode (e.g. prior
-            samples), the same for every model. See :func:`render_model`.
-        captions: optional dict of slider value -> HTML shown above the picture (e.g. the model's figures).
-        description: the slider's label; ``value``: the model to start with (default: the first).
+    ``models``: dict of slider value -> model, e.g. ``{0.5: vae_a, 1: vae_b}``, in slider order. The picture
+    is :func:`render_model`: ``images`` ``(N, 784)``, their reconstructions, and the codes ``z`` decoded (the
+    same for every model); ``captions``: optional dict of slider value -> HTML shown above it.
 
-    Returns:
-        an :class:`Explorer` box with ``.slider`` (SelectionSlider), ``.text`` (HTML), ``.image`` (Image) and ``.status``.
+    Returns an :class:`Explorer` with ``.slider`` (SelectionSlider), ``.text``, ``.image`` and ``.status``.
     """
     _check_models(models, "{0.5: vae_a, 1: vae_b}")
     value = next(iter(models)) if value is None else value
@@ -412,39 +351,24 @@ def model_slider(models, images, z, captions=None, description="model", value=No
 def conditional_explorer(model, digit=0, z=None, limit=3.0, step=0.05, scale=5, row_scale=2):
     """Pick a digit and move the style sliders: the conditional VAE writes that style as that digit.
 
-    Below the big digit, the same style code ``z`` is written as every digit 0-9 (the picked one
-    underlined), so you see what ``z`` means independently of the label.
+    Below the big digit (``28 * scale`` pixels), the same style code is written as every digit (the
+    picked one underlined), so you see what ``z`` means whatever the label. The sliders (the first 6
+    dimensions at most, from ``-limit`` to ``limit`` by ``step``) start at ``z`` (default: zeros).
 
-    Args:
-        model: a vaelib ``ConditionalVAE`` (e.g. with ``latent_dim=2``).
-        digit: the label to start with (0 to ``num_classes - 1``).
-        z: the style code ``(latent_dim,)`` to start from (default: zeros, the prior's mean), e.g. a
-            real digit's ``mu``; a model with more than 6 latent dimensions gets sliders for the
-            first 6 and keeps the rest at ``z``.
-        limit, step: each slider runs from ``-limit`` to ``limit`` in steps of ``step``.
-        scale, row_scale: the digit is shown ``28 * scale`` pixels square, each digit of the row ``28 * row_scale``.
-
-    Returns:
-        an :class:`Explorer` box with ``.picker`` (ToggleButtons, value an int label), ``.sliders``
-        (list of FloatSliders), ``.digit`` (Image), ``.row`` (Image of all the digits),
-        ``.status`` (HTML; error messages) and ``.code()`` -> ``(latent_dim,)``.
-
-    Raises:
-        ValueError: for a model that is not conditional, a digit outside 0..num_classes-1, or a
-            ``z`` of the wrong size.
+    Returns an :class:`Explorer` with ``.picker`` (ToggleButtons), ``.sliders``, ``.digit``, ``.row`` (Images),
+    ``.status`` and ``.code()`` -> ``(latent_dim,)``.
     """
     _check_model(model, "conditional_explorer", conditional=True)
     num_classes = model.config["num_classes"]
     digit, = _check_digits(digit, num_classes)
     latent_dim = model.latent_dim
     base = torch.zeros(latent_dim) if z is None else _as_code(z, latent_dim)
-    scale, row_scale = check_scale(scale), check_scale(row_scale)
     everything = list(range(num_classes))
 
     picker = ipywidgets.ToggleButtons(options=everything, value=digit, description="digit")
     picker.style.button_width = "28px"
     n_sliders = min(latent_dim, 6)
-    sliders, code = _code_sliders(base, n_sliders, limit, step)
+    sliders, code, held = _code_sliders(base, n_sliders, limit, step)
     image = _image(render_style(model, code(), [digit], scale), "vaelib-digit")
     row = _image(render_style(model, code(), everything, row_scale, mark=digit), "vaelib-row")
     status = ipywidgets.HTML("")
@@ -457,7 +381,6 @@ def conditional_explorer(model, digit=0, z=None, limit=3.0, step=0.05, scale=5, 
     for control in [picker, *sliders]:
         control.observe(redraw, names="value")
 
-    held = "" if n_sliders == latent_dim else f"; z{n_sliders + 1}..z{latent_dim} held at the start code"
     caption = ipywidgets.HTML(f"<small>decode(z, digit): the picked digit in the style z{held}</small>")
     row_caption = ipywidgets.HTML(f"<small>the same z written as every digit 0-{num_classes - 1}</small>")
     children = [picker, ipywidgets.HBox([ipywidgets.VBox([image, caption]), ipywidgets.VBox(sliders)]),
