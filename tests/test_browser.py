@@ -13,42 +13,38 @@ them. Playwright is launched with ``executable_path``; ``playwright install`` (w
 browsers) is never needed.
 
 Screenshots go to tests/artifacts/ (not committed). ``VAELIB_UPDATE_SCREENSHOT=1 pytest
-tests/test_browser.py`` also refreshes docs/explorer.png, the picture in the README.
+tests/test_browser.py`` also refreshes docs/explorer.png, the picture in the README, and
+docs/slide.png, the slide in LECTURERS.md.
+
+The slideshows (jupyterlab-rise, as a lecturer presents): 01 and 06 are opened with RISE's own
+command and stepped through with the keyboard (slide count against the slide metadata, skipped
+cells absent, a figure on screen; in 06 the explorer's slider); and every slide of every
+notebook must fit a 1280 x 720 projector (scripts/check_slides.py measures the same and prints
+the offenders). The server, the deck walk and the measurements live in scripts/check_slides.py.
 """
 
 import hashlib
 import json
 import os
-import secrets
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+from check_slides import (CHROMIUM, CHROMIUM_ARGS, HEIGHT, KERNEL_IDLE,  # noqa: E402
+                          NOTEBOOK_PANEL, TIMEOUT_S, WIDTH, expected_slides, jupyter_lab, open_deck,
+                          open_notebook, overflowing, walk)
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 NOTEBOOK = ROOT / "notebooks" / "06_latent_explorer.ipynb"
 ARTIFACTS = ROOT / "tests" / "artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-TIMEOUT_S = 120  # for the server to start, and for the notebook to run in the browser's kernel
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="Python Playwright is not installed (pip install playwright)")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
-
-# JupyterLab settings for a test: no news toast, and every cell in the page (with windowed
-# rendering, cells scrolled out of view are not in the DOM).
-LAB_SETTINGS = {
-    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
-    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false",
-                                                                       "checkForUpdates": False},
-}
 
 # Draw an <img> to a canvas and read its pixels back (RGBA bytes). The image's blob: URL
 # changes on every update, so comparing src would prove nothing; the pixels must differ.
@@ -81,12 +77,6 @@ CONTENT_CLIP = """(box) => {
     return {x: left - 8, y: top - 8, width: right - left + 16, height: bottom - top + 16};
 }"""
 
-NOTEBOOK_PANEL = "window.jupyterapp && window.jupyterapp.shell.currentWidget"
-KERNEL_IDLE = f"""() => {{
-    const panel = {NOTEBOOK_PANEL};
-    const kernel = panel && panel.sessionContext && panel.sessionContext.session && panel.sessionContext.session.kernel;
-    return !!kernel && panel.sessionContext.isReady && kernel.status === "idle";
-}}"""
 ALL_CELLS_RUN = f"""() => {{
     const panel = {NOTEBOOK_PANEL};
     const cells = panel.content.widgets.filter(cell => cell.model.type === "code");
@@ -100,12 +90,6 @@ ERRORS = f"""() => {{
 }}"""
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def clean_copy(source, target):
     """Copy a notebook without its outputs and stored widget state, so all the browser shows is fresh."""
     notebook = json.loads(source.read_text())
@@ -116,65 +100,13 @@ def clean_copy(source, target):
     target.write_text(json.dumps(notebook, indent=1))
 
 
-def stop(process, grace_s=15):
-    """Ask the server (and through it, its kernels) to stop; kill its process group if it will not."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)  # Jupyter's clean shutdown (SIGINT twice skips the prompt)
-        time.sleep(0.3)
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
-        os.killpg(process.pid, signal.SIGKILL)  # the server's own group: leftover kernels, if any
-    except ProcessLookupError:
-        pass
-    process.wait(5)
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    """A JupyterLab server on 127.0.0.1 serving a temporary folder with a clean copy of the notebook."""
+    """A JupyterLab server serving a clean copy of notebook 06 (no outputs, no stored widget state)."""
     home = tmp_path_factory.mktemp("lab")
-    root = home / "root"
-    root.mkdir()
-    clean_copy(NOTEBOOK, root / NOTEBOOK.name)
-    for name, values in LAB_SETTINGS.items():
-        path = home / "settings" / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(values))
-    port, token = free_port(), secrets.token_hex(16)
-    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_RUNTIME_DIR=str(home / "runtime"),
-               JUPYTER_PLATFORM_DIRS="1", PYTHONUNBUFFERED="1")
-    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
-               f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-               f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
-               f"--LabApp.user_settings_dir={home / 'settings'}", f"--LabApp.workspaces_dir={home / 'workspaces'}"]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        command.append("--allow-root")
-    log = open(home / "server.log", "w")
-    process = subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"JupyterLab exited with {process.returncode}:\n{(home / 'server.log').read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"JupyterLab did not answer in {TIMEOUT_S} s:\n{(home / 'server.log').read_text()[-3000:]}")
-            time.sleep(0.25)
-        yield {"url": url, "token": token, "log": home / "server.log"}
-    finally:
-        stop(process)
-        log.close()
+    clean_copy(NOTEBOOK, home / NOTEBOOK.name)
+    with jupyter_lab(home, {NOTEBOOK.name: home / NOTEBOOK.name}) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -290,3 +222,164 @@ def test_latent_explorer_live_in_jupyterlab(lab, browser):
         page.close()
         print(f"browser test: {time.monotonic() - start:.1f} s in the page")
     assert hashlib.sha256(NOTEBOOK.read_bytes()).hexdigest() == notebook_hash, "the repository's notebook changed"
+
+
+# --- Slides: jupyterlab-rise, as a lecturer presents --------------------------------------------
+
+# A slide's figure, entirely on screen: an output <img> (not a widget), loaded, at least 150 px tall.
+def figure_on_screen(slide):
+    return any(not i["widget"] and i["decoded"] and i["height"] >= 150 and i["top"] >= 0 and i["bottom"] <= HEIGHT
+               for i in slide["images"])
+
+
+def skipped_cells(path):
+    """The notebook's cells the deck must not show (slide type "skip": launch cells, set-up, solutions),
+    and the first line of each skipped code cell, which must appear on no slide."""
+    notebook = json.loads(path.read_text())
+    skipped = [c for c in notebook["cells"] if c.get("metadata", {}).get("slideshow", {}).get("slide_type") == "skip"]
+    lines = [next(line.strip() for line in "".join(c["source"]).splitlines() if line.strip())
+             for c in skipped if c["cell_type"] == "code" and "".join(c["source"]).strip()]
+    return skipped, lines
+
+
+def check_deck(path, slides):
+    """What a presenter needs of a deck: every slide the metadata makes, in order; nothing skipped shows."""
+    notebook = json.loads(path.read_text())
+    titles = expected_slides(path)
+    assert len(slides) == len(titles), f"{path.name}: {len(slides)} slides in the deck, {len(titles)} in the metadata"
+    skipped, lines = skipped_cells(path)
+    shown = len(notebook["cells"]) - len(skipped)
+    assert sum(s["cells"] for s in slides) == shown, f"{path.name}: the deck shows {sum(s['cells'] for s in slides)} " \
+        f"cells; the notebook has {shown} that are not skipped"
+    for slide in slides:
+        for line in lines:
+            assert line not in slide["text"], f"{path.name} slide {slide['index']} shows a skipped cell: {line!r}"
+        assert "colab-badge" not in json.dumps(slide["images"])
+
+
+@pytest.fixture(scope="module")
+def decks(browser, tmp_path_factory):
+    """Every notebook's deck (stored outputs), walked slide by slide at 1280 x 720; the first slide of each
+    that shows a whole figure is saved to tests/artifacts/slide_NN.png. Measured on a snapshot of the
+    notebooks, and compared with that snapshot's slide metadata."""
+    from check_slides import measure, snapshot
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = {}
+
+    def on_slide(name, deck, index, slide):
+        if name not in shot and figure_on_screen(slide):
+            shot[name] = ARTIFACTS / f"slide_{name[:2]}.png"
+            deck.screenshot(path=str(shot[name]))
+
+    start = time.monotonic()
+    copies = {p.name: p for p in snapshot(NOTEBOOKS, tmp_path_factory.mktemp("snapshot"))}
+    results = measure(list(copies.values()), WIDTH, HEIGHT, on_slide=on_slide, browser=browser)
+    print(f"{len(NOTEBOOKS)} decks walked in {time.monotonic() - start:.0f} s")
+    return results, shot, copies
+
+
+def test_rise_deck_of_01(decks):
+    """01 as a slideshow: RISE's own command opens it, Space steps through every slide the metadata makes,
+    skipped cells do not show, and a figure is on screen whole."""
+    results, shot, copies = decks
+    path = copies["01_autoencoder.ipynb"]
+    slides = results[path.name]
+    check_deck(path, slides)
+    assert path.name in shot, "no slide of 01 shows a whole figure on screen"
+    if os.environ.get("VAELIB_UPDATE_SCREENSHOT") == "1":
+        shutil.copyfile(shot[path.name], ROOT / "docs" / "slide.png")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name[:2])
+def test_every_slide_fits_1280x720(decks, path):
+    results, _, copies = decks
+    slides = results[path.name]
+    check_deck(copies[path.name], slides)
+    too_tall = [f"slide {s['index']} \"{s['title']}\": {s['height']} px" for s in overflowing(slides, HEIGHT)]
+    assert not too_tall, (f"{path.name}: {len(too_tall)} of {len(slides)} slides do not fit {WIDTH} x {HEIGHT} "
+                          f"(split them or shrink their figures; scripts/check_slides.py lists them):\n  "
+                          + "\n  ".join(too_tall))
+
+
+RUN_ABOVE_EXERCISES = """() => {
+    const panel = window.jupyterapp.shell.currentWidget;
+    const first = panel.content.widgets.findIndex(c => (c.model.getMetadata("tags") || []).includes("exercise"));
+    const stop = first < 0 ? panel.content.widgets.length : first;
+    panel.content.activeCellIndex = stop;
+    window.jupyterapp.commands.execute(first < 0 ? "notebook:run-all-cells" : "notebook:run-all-above");
+    return stop;
+}"""
+RAN_ABOVE = """(stop) => {
+    const panel = window.jupyterapp.shell.currentWidget;
+    return panel.content.widgets.slice(0, stop).every(c => c.model.type !== "code" || c.model.executionCount !== null)
+        && panel.sessionContext.session.kernel.status === "idle";
+}"""
+
+
+def move_slider_and_compare(page, root):
+    """Press ArrowRight on the first latent slider under ``root``; (pixels before, pixels after) of its digit."""
+    digit = root.locator("img.widget-image").first
+    before = read_pixels(digit)
+    press(root.locator(".widget-slider .noUi-handle").first, "ArrowRight", 8)
+    return before, wait_until_changed(digit, before)
+
+
+def test_rise_deck_of_06_and_its_explorer(browser, tmp_path):
+    """06 as a slideshow, run live: the deck opens with RISE's command and steps through; the explorer's slider
+    changes the decoded digit on its slide. jupyterlab-rise 0.43 cannot load the ipywidgets 8 manager
+    (jupyterlab-contrib/rise#119: "Shared module @jupyterlab/console doesn't exist"), so where widgets do not
+    render in the deck, the documented workaround (LECTURERS.md) is tested instead: the same notebook in
+    JupyterLab's presentation mode at 1280 x 720, where the explorer fits the screen and its slider works."""
+    clean_copy(NOTEBOOK, tmp_path / NOTEBOOK.name)
+    home = tmp_path / "home"
+    home.mkdir()
+    with jupyter_lab(home, {NOTEBOOK.name: tmp_path / NOTEBOOK.name}) as server:
+        context = browser.new_context(viewport={"width": WIDTH, "height": HEIGHT})
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_S * 1000)
+        try:
+            open_notebook(page, server, NOTEBOOK.name)
+            page.wait_for_function(KERNEL_IDLE)
+            stop = page.evaluate(RUN_ABOVE_EXERCISES)  # the exercises are the student's to fill in
+            page.wait_for_function(RAN_ABOVE, arg=stop, polling=250)
+            assert page.evaluate(ERRORS) == [], "a cell failed or wrote to stderr"
+            deck = open_deck(context, page)
+            in_deck = {}
+
+            def on_slide(index, slide):
+                if slide["sliders"] and not in_deck:
+                    present = deck.locator(".reveal .slides section.present").last
+                    in_deck["before"], in_deck["after"] = move_slider_and_compare(deck, present)
+                    deck.screenshot(path=str(ARTIFACTS / "slide_06_explorer.png"))
+                if not in_deck and "latent_sliders(" in slide["text"]:
+                    deck.screenshot(path=str(ARTIFACTS / "slide_06_explorer_in_rise.png"))
+
+            ARTIFACTS.mkdir(exist_ok=True)
+            slides = walk(deck, on_slide)
+            check_deck(tmp_path / NOTEBOOK.name, slides)  # the copy the deck shows (06 may be edited meanwhile)
+            assert any(figure_on_screen(s) for s in slides), "no slide of 06 shows a whole figure on screen"
+            if in_deck:
+                assert in_deck["after"] != in_deck["before"], "the slider on the explorer's slide did not change the digit"
+                print("06: the explorer works inside the RISE deck")
+            else:
+                print("06: widgets do not render in the RISE deck (jupyterlab-contrib/rise#119); testing the workaround")
+                deck.close()
+                page.bring_to_front()
+                page.evaluate("window.jupyterapp.commands.execute('application:set-mode', {mode: 'single-document'})")
+                page.evaluate("window.jupyterapp.commands.execute('application:toggle-presentation-mode')")
+                page.evaluate("window.jupyterapp.commands.execute('application:toggle-left-area')")
+                explorer = page.locator(".vaelib-latent-sliders").first
+                explorer.scroll_into_view_if_needed()
+                before, after = move_slider_and_compare(page, explorer)
+                assert after != before, "in presentation mode, the slider did not change the decoded digit"
+                box = explorer.evaluate(CONTENT_CLIP)
+                assert box["height"] <= HEIGHT, f"the explorer is {box['height']:.0f} px tall: it does not fit {HEIGHT}"
+                page.screenshot(path=str(ARTIFACTS / "presentation_mode_explorer.png"))
+            assert page.evaluate(ERRORS) == [], "a widget callback wrote to stderr"
+        except Exception:
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "failure_06_slides.png"))
+            raise
+        finally:
+            context.close()

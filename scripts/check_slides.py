@@ -1,0 +1,330 @@
+"""Measure every slide of every notebook as jupyterlab-rise shows it, in a real browser at 1280 x 720.
+
+Usage: python scripts/check_slides.py [notebooks/NN_name.ipynb ...]   (default: all)
+       [--width 1280] [--height 720] [--report FILE.md] [--screenshots DIR]
+
+For each notebook it starts JupyterLab (on 127.0.0.1, in a temporary folder, on a copy of the
+notebook with its stored outputs), enters the slideshow with jupyterlab-rise's own command
+(`RISE:slideshow`, which opens the deck in a new browser tab), steps through it with the keyboard
+(Space, as a presenter does) and measures each slide: the height of its content and where its
+last visible cell ends. It prints the slide count (and the count the slide metadata predicts) and
+every slide whose content does not fit the window, with its height, and exits 1 if any does.
+A lecturer's projector is 1280 x 720 or bigger; a slide that does not fit has to be scrolled in
+front of the room.
+
+The fix is in the notebook: split the slide (a `## ` heading opens a slide, a `### ` heading a
+sub-slide; scripts/set_slides.py), or make its figure smaller. tests/test_browser.py asserts that
+every slide fits, with the same code.
+
+Needs Debian's Chromium at /usr/bin/chromium and Python Playwright (`playwright install` is never
+needed). Slow: about 20 s a notebook on a quiet 2-core machine.
+"""
+
+import argparse
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+TIMEOUT_S = 180  # for the server to start, a deck to open, a notebook to run (a loaded 2-core machine is slow)
+WIDTH, HEIGHT = 1280, 720
+
+# JupyterLab settings for a test: no news toast, and every cell in the page (with windowed
+# rendering, cells scrolled out of view are not in the DOM).
+LAB_SETTINGS = {
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false",
+                                                                       "checkForUpdates": False},
+}
+
+NOTEBOOK_PANEL = "window.jupyterapp && window.jupyterapp.shell.currentWidget"
+KERNEL_IDLE = f"""() => {{
+    const panel = {NOTEBOOK_PANEL};
+    const kernel = panel && panel.sessionContext && panel.sessionContext.session && panel.sessionContext.session.kernel;
+    return !!kernel && panel.sessionContext.isReady && kernel.status === "idle";
+}}"""
+NOTEBOOK_OPEN = f"""() => {{
+    const panel = {NOTEBOOK_PANEL};
+    return !!panel && !!panel.content && panel.content.widgets.length > 0 && panel.context.isReady;
+}}"""
+
+# In the deck's tab: the deck is built (reveal.js marks it ready).
+DECK_READY = "() => !!document.querySelector('.reveal.ready .slides section')"
+# The slide on screen: a leaf <section> (a sub-slide inside a vertical stack, or a plain slide).
+# Height: its content's full height; bottom: where its last visible cell ends in the window.
+CURRENT_SLIDE = """() => {
+    const present = Array.from(document.querySelectorAll('.reveal .slides section.present'))
+        .filter(s => !s.querySelector('section'));
+    if (present.length !== 1) return null;
+    const slide = present[0];
+    const cells = Array.from(slide.querySelectorAll('.jp-Cell'))
+        .filter(c => c.getBoundingClientRect().height > 0 && getComputedStyle(c).visibility !== 'hidden');
+    const rects = cells.map(c => c.getBoundingClientRect());
+    const images = Array.from(slide.querySelectorAll('.jp-OutputArea-output img')).map(img => {
+        const r = img.getBoundingClientRect();
+        return {width: r.width, height: r.height, top: r.top, bottom: r.bottom, decoded: img.complete && img.naturalWidth > 0,
+                widget: img.classList.contains('widget-image')};
+    });
+    return {
+        hash: location.hash,
+        height: Math.ceil(slide.scrollHeight),
+        top: rects.length ? Math.floor(Math.min(...rects.map(r => r.top))) : 0,
+        bottom: rects.length ? Math.ceil(Math.max(...rects.map(r => r.bottom))) : 0,
+        title: (slide.innerText.trim().split('\\n')[0] || '').slice(0, 70),
+        text: slide.innerText,
+        cells: cells.length,
+        images: images,
+        sliders: slide.querySelectorAll('.widget-slider .noUi-handle').length,
+    };
+}"""
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop(process, grace_s=15):
+    """Ask the server (and through it, its kernels) to stop; kill its process group if it will not."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)  # Jupyter's clean shutdown (SIGINT twice skips the prompt)
+        time.sleep(0.3)
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)  # the server's own group: leftover kernels, if any
+    except ProcessLookupError:
+        pass
+    process.wait(5)
+
+
+@contextlib.contextmanager
+def jupyter_lab(home, notebooks):
+    """A JupyterLab server on 127.0.0.1 serving ``home/root``, which holds ``notebooks`` ({name: path of a
+    prepared copy}); settings, workspaces and runtime files all stay under ``home``."""
+    home = Path(home)
+    root = home / "root"
+    root.mkdir()
+    for name, source in notebooks.items():
+        shutil.copyfile(source, root / name)
+    for name, values in LAB_SETTINGS.items():
+        path = home / "settings" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(values))
+    port, token = free_port(), secrets.token_hex(16)
+    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+               JUPYTER_PLATFORM_DIRS="1", PYTHONUNBUFFERED="1")
+    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
+               f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
+               f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
+               f"--LabApp.user_settings_dir={home / 'settings'}", f"--LabApp.workspaces_dir={home / 'workspaces'}"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")
+    log = open(home / "server.log", "w")
+    process = subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + TIMEOUT_S
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"JupyterLab exited with {process.returncode}:\n{(home / 'server.log').read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"JupyterLab did not answer in {TIMEOUT_S} s:\n{(home / 'server.log').read_text()[-3000:]}")
+            time.sleep(0.25)
+        yield {"url": url, "token": token, "log": home / "server.log", "root": root}
+    finally:
+        stop(process)
+        log.close()
+
+
+def expected_slides(path):
+    """The number of slides (slides and sub-slides) the notebook's slide metadata makes, and their first lines."""
+    notebook = json.loads(Path(path).read_text())
+    shown = [c for c in notebook["cells"]
+             if c.get("metadata", {}).get("slideshow", {}).get("slide_type", "-") not in ("skip", "notes")]
+    titles = []
+    for i, cell in enumerate(shown):
+        kind = cell.get("metadata", {}).get("slideshow", {}).get("slide_type", "-")
+        if i == 0 or kind in ("slide", "subslide"):
+            titles.append("".join(cell["source"]).strip().split("\n")[0])
+    return titles
+
+
+def open_notebook(page, lab, name):
+    page.goto(f"{lab['url']}/lab/tree/{name}?token={lab['token']}")
+    page.wait_for_function(NOTEBOOK_OPEN, timeout=TIMEOUT_S * 1000)
+
+
+def open_deck(context, page):
+    """Enter the slideshow with jupyterlab-rise's own command, from the first cell; the deck's page."""
+    page.evaluate(f"() => {{ const panel = {NOTEBOOK_PANEL}; panel.content.activeCellIndex = 0; }}")
+    with context.expect_page(timeout=TIMEOUT_S * 1000) as opened:
+        page.evaluate("window.jupyterapp.commands.execute('RISE:slideshow')")
+    deck = opened.value
+    deck.set_default_timeout(TIMEOUT_S * 1000)
+    deck.wait_for_function(DECK_READY, polling=250)
+    deck.wait_for_function(f"() => ({CURRENT_SLIDE})() !== null", polling=250)
+    return deck
+
+
+SLIDE_POSITION = """() => {
+    const present = Array.from(document.querySelectorAll('.reveal .slides section.present')).filter(s => !s.querySelector('section'));
+    if (present.length !== 1) return null;
+    const r = present[0].getBoundingClientRect();
+    const images = Array.from(present[0].querySelectorAll('img')).every(img => img.complete);
+    return images ? [Math.round(r.left), Math.round(r.top), present[0].scrollHeight].join(',') : null;
+}"""
+
+
+def settle(deck, quiet_s=0.4, timeout_s=30):
+    """Wait until the slide on screen stops moving (reveal.js slides it in) and its images have loaded."""
+    deadline = time.monotonic() + timeout_s
+    last, since = None, time.monotonic()
+    while time.monotonic() < deadline:
+        now = deck.evaluate(SLIDE_POSITION)
+        if now is None or now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            return
+        time.sleep(0.1)
+
+
+def walk(deck, on_slide=None, max_slides=200):
+    """Step through the deck with Space from the first slide; measure each slide; stop when Space moves no more.
+
+    ``on_slide(index, slide)`` is called on each slide while it is on screen.
+    """
+    slides = []
+    settle(deck)
+    for index in range(max_slides):
+        slide = deck.evaluate(CURRENT_SLIDE)
+        slide["index"] = index + 1
+        slides.append(slide)
+        if on_slide:
+            on_slide(index + 1, slide)
+        deck.keyboard.press("Space")
+        try:
+            deck.wait_for_function(f"() => location.hash !== {json.dumps(slide['hash'])}", timeout=3000, polling=100)
+        except Exception:  # Playwright's TimeoutError: the last slide
+            break
+        settle(deck)
+    return slides
+
+
+def overflowing(slides, height=HEIGHT):
+    return [s for s in slides if s["height"] > height or s["bottom"] > height]
+
+
+def measure(notebooks, width=WIDTH, height=HEIGHT, screenshots=None, on_slide=None, browser=None):
+    """{notebook name: list of slides measured} for the notebooks (paths), each with its stored outputs.
+
+    ``on_slide(name, deck, index, slide)`` is called on each slide while it is on screen; ``browser``:
+    a Playwright browser to use (default: launch Chromium here).
+    """
+    from playwright.sync_api import sync_playwright
+
+    results = {}
+    with tempfile.TemporaryDirectory() as home, contextlib.ExitStack() as stack:
+        lab = stack.enter_context(jupyter_lab(Path(home), {Path(p).name: p for p in notebooks}))
+        if browser is None:
+            playwright = stack.enter_context(sync_playwright())
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+            stack.callback(browser.close)
+        for path in notebooks:
+            name = Path(path).name
+            context = browser.new_context(viewport={"width": width, "height": height})
+            try:
+                page = context.new_page()
+                page.set_default_timeout(TIMEOUT_S * 1000)
+                open_notebook(page, lab, name)
+                deck = open_deck(context, page)
+
+                def each(index, slide, name=name, deck=deck):
+                    if screenshots:
+                        Path(screenshots).mkdir(parents=True, exist_ok=True)
+                        deck.screenshot(path=str(Path(screenshots) / f"{name[:2]}_{index:02d}.png"))
+                    if on_slide:
+                        on_slide(name, deck, index, slide)
+
+                results[name] = walk(deck, each)
+            finally:
+                context.close()
+    return results
+
+
+def report(results, notebooks, height=HEIGHT):
+    """Markdown: slide counts and every slide that does not fit, with its height."""
+    lines = ["| notebook | slides (metadata) | slides that do not fit (slide: content height px) |", "|---|---|---|"]
+    for path in notebooks:
+        name = Path(path).name
+        slides = results[name]
+        bad = overflowing(slides, height)
+        listed = "; ".join(f"{s['index']} \"{s['title']}\": {s['height']}" for s in bad) or "none"
+        lines.append(f"| {name} | {len(slides)} ({len(expected_slides(path))}) | {listed} |")
+    total = sum(len(overflowing(s, height)) for s in results.values())
+    lines.append("")
+    lines.append(f"{total} of {sum(len(s) for s in results.values())} slides do not fit {WIDTH} x {height}.")
+    return "\n".join(lines)
+
+
+def snapshot(notebooks, folder):
+    """Copies of the notebooks in ``folder`` (paths): measure and compare against one version of each,
+    even while someone edits the originals."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    copies = []
+    for path in notebooks:
+        shutil.copyfile(path, folder / Path(path).name)
+        copies.append(folder / Path(path).name)
+    return copies
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("notebooks", nargs="*", type=Path)
+    parser.add_argument("--width", type=int, default=WIDTH)
+    parser.add_argument("--height", type=int, default=HEIGHT)
+    parser.add_argument("--report", type=Path, help="also write the table to this Markdown file")
+    parser.add_argument("--screenshots", type=Path, help="save a picture of every slide in this folder")
+    args = parser.parse_args(argv)
+    notebooks = [p.resolve() for p in args.notebooks] or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    start = time.monotonic()
+    with tempfile.TemporaryDirectory() as folder:
+        notebooks = snapshot(notebooks, folder)
+        results = measure(notebooks, args.width, args.height, args.screenshots)
+        text = report(results, notebooks, args.height)
+    print(text)
+    print(f"({time.monotonic() - start:.0f} s)")
+    if args.report:
+        args.report.write_text(f"# Slides that do not fit {args.width} x {args.height}\n\n"
+                               f"Measured by `python scripts/check_slides.py` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+                               " (jupyterlab-rise in headless Chromium, stored outputs).\n\n" + text + "\n")
+    return 1 if any(overflowing(s, args.height) for s in results.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
