@@ -10,6 +10,8 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
+from .threads import configure_threads
+
 
 def seed_everything(seed=0, threads=2):
     """Seed Python, NumPy and torch, and fix torch's CPU thread count.
@@ -22,7 +24,7 @@ def seed_everything(seed=0, threads=2):
     np.random.seed(seed)
     torch.manual_seed(seed)
     if threads is not None:
-        torch.set_num_threads(threads)
+        configure_threads(threads)  # at most `threads`, never more than the CPUs this process may use
 
 
 def check_environment():
