@@ -15,6 +15,10 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 # Let OpenMP's idle threads sleep instead of spinning (see vaelib/threads.py): set here, before
 # anything imports torch, for this process and every notebook kernel nbval starts (they inherit it).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+try:  # vaelib imports vaelib.threads before torch, which then knows the policy is in force here
+    import vaelib  # noqa: F401
+except Exception:  # a broken vaelib is reported by the tests that use it, not by the set-up
+    pass
 
 #: Seconds nbval waits for each further output message of a cell once the cell has finished.
 #: nbval 0.11 fixes it at 5 s (IPyNbCell.output_timeout, set in its __init__; --nbval-cell-timeout does
