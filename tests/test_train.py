@@ -28,8 +28,8 @@ class FailingVAE(vaelib.VAE):
         super().__init__(**kwargs)
         self.at, self.failure, self.steps = at, failure, 0
 
-    def loss(self, x, beta=1.0):
-        parts = super().loss(x, beta)
+    def loss(self, x, beta=1.0, labels=None):
+        parts = super().loss(x, beta, labels)
         if self.training:
             self.steps += 1
             if self.steps == self.at:

@@ -41,16 +41,11 @@ def _split_data(data, name, model):
     images, labels = (data[0], data[1]) if isinstance(data, (tuple, list)) else (data, None)
     if not torch.is_tensor(images) or len(images) == 0:
         raise ValueError(f"{name} must be a non-empty tensor of images or an (images, labels) pair")
-    conditional = getattr(model, "conditional", False)
+    conditional = model.conditional
     if conditional and (labels is None or len(labels) != len(images)):
         raise ValueError(f"{type(model).__name__} is conditional: pass {name} as (images, labels), "
                          "with one label per image")
     return images, labels if conditional else None
-
-
-def _loss_terms(model, x, labels, beta):
-    """``model.loss`` of one batch, with the labels when the model is conditional."""
-    return model.loss(x, beta) if labels is None else model.loss(x, beta, labels=labels)
 
 
 def _on_device(data, device):
@@ -79,7 +74,7 @@ def evaluate(model, data, beta=1.0, batch_size=1000):
     sums = {}
     for start in range(0, len(images), batch_size):
         y = None if labels is None else labels[start:start + batch_size]
-        parts = _loss_terms(model, images[start:start + batch_size], y, beta)
+        parts = model.loss(images[start:start + batch_size], beta, labels=y)
         for name, value in parts.items():
             sums.setdefault(name, []).append(value.sum())
     model.train(was_training)
@@ -190,7 +185,7 @@ def fit(model, train_data, test_data=None, epochs=10, batch_size=128, lr=1e-3, b
                 step += 1
                 rows = order[start:start + batch_size]
                 y = None if labels is None else labels.index_select(0, rows)
-                parts = _loss_terms(model, images.index_select(0, rows), y, beta)
+                parts = model.loss(images.index_select(0, rows), beta, labels=y)
                 loss = parts["loss"].mean()
                 if check_every_step and not torch.isfinite(loss):
                     raise FloatingPointError(
