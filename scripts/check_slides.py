@@ -35,7 +35,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from repo import ROOT, notebooks as series
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -311,7 +312,7 @@ def main(argv=None):
     parser.add_argument("--report", type=Path, help="also write the table to this Markdown file")
     parser.add_argument("--screenshots", type=Path, help="save a picture of every slide in this folder")
     args = parser.parse_args(argv)
-    notebooks = [p.resolve() for p in args.notebooks] or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    notebooks = [p.resolve() for p in series(args.notebooks)]
     start = time.monotonic()
     with tempfile.TemporaryDirectory() as folder:
         notebooks = snapshot(notebooks, folder)

@@ -33,15 +33,14 @@ branch, for Colab and Binder: see LECTURERS.md.
 import argparse
 import re
 import shutil
-import sys
 from pathlib import Path
 
 import nbformat
 from nbconvert.preprocessors import ClearOutputPreprocessor, Preprocessor, TagRemovePreprocessor
 from traitlets import Unicode
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sync_launch_cells import ROOT, repository_url  # noqa: E402
+from repo import ROOT, notebooks
+from sync_launch_cells import repository_url
 
 DEFAULT_OUT = ROOT / "build" / "student-release"
 MARKER = ".student-release"
@@ -50,7 +49,6 @@ BADGE_TAG, SETUP_TAG = "launch-badge", "colab-setup"
 # What a student needs besides the notebooks (globs relative to the repository root).
 STUDENT_FILES = ["README.md", "pyproject.toml", "requirements.txt", "environment.yml", "postBuild", ".gitignore",
                  "LICENSE*", "docs/*.png", "vaelib/*.py", "vaelib/assets/*"]
-NOTEBOOKS = "notebooks/[0-9][0-9]_*.ipynb"
 
 
 def tags(cell):
@@ -153,9 +151,9 @@ def make_release(out=DEFAULT_OUT, branch="", repo="", zip_it=False, quiet=False)
     readme = out / "README.md"
     if branch and readme.exists():
         readme.write_text(point_links_at(readme.read_text(), repo, branch))
-    notebooks = sorted(ROOT.glob(NOTEBOOKS))
+    series = notebooks()
     (out / "notebooks").mkdir(exist_ok=True)
-    for path in notebooks:
+    for path in series:
         source = nbformat.read(path, as_version=4)
         nb = release_notebook(path, branch, repo)
         nbformat.write(nb, out / "notebooks" / path.name)
@@ -171,7 +169,7 @@ def make_release(out=DEFAULT_OUT, branch="", repo="", zip_it=False, quiet=False)
         if not quiet:
             print(f"wrote {archive}")
     if not quiet:
-        print(f"wrote {out} ({len(notebooks)} notebooks{', for branch ' + branch if branch else ''})")
+        print(f"wrote {out} ({len(series)} notebooks{', for branch ' + branch if branch else ''})")
     return out
 
 

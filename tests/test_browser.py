@@ -27,19 +27,18 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
 from check_slides import (CHROMIUM, CHROMIUM_ARGS, HEIGHT, KERNEL_IDLE,  # noqa: E402
                           NOTEBOOK_PANEL, TIMEOUT_S, WIDTH, expected_slides, jupyter_lab, open_deck,
                           open_notebook, overflowing, walk)
+from repo import notebooks  # noqa: E402
 
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+NOTEBOOKS = notebooks()
 NOTEBOOK = ROOT / "notebooks" / "06_latent_explorer.ipynb"
 ARTIFACTS = ROOT / "tests" / "artifacts"
 

@@ -23,10 +23,10 @@ import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-import make_student_release as release_script  # noqa: E402
+import make_student_release as release_script  # noqa: E402  (scripts/ is on pytest's pythonpath)
+from repo import notebooks  # noqa: E402
 
-SOURCES = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+SOURCES = notebooks()
 EXECUTE = ["00_welcome.ipynb", "03_reparameterization.ipynb", "06_latent_explorer.ipynb"]
 if os.environ.get("VAELIB_RELEASE_EXECUTE") == "all":
     EXECUTE = [p.name for p in SOURCES]
