@@ -231,7 +231,8 @@ class Decoder(nn.Module):
 class VAE(Model):
     """Variational autoencoder: Gaussian encoder, reparameterized sample, Bernoulli decoder.
 
-    ``VAE(hidden=(400,), latent_dim=20)`` is the classic 784-400-20 model of Kingma & Welling.
+    ``VAE(hidden=(400,), latent_dim=20)`` is the 784-400-20 model of pytorch/examples ``vae/main.py``
+    (Kingma & Welling, 2013, used one hidden layer of 500 tanh units on MNIST).
     :class:`ConvVAE` and :class:`ConditionalVAE` are VAEs too: they differ only in their networks.
     """
 
