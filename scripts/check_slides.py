@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -176,7 +177,14 @@ def expected_slides(path):
 
 
 def open_notebook(page, lab, name):
-    page.goto(f"{lab['url']}/lab/tree/{name}?token={lab['token']}")
+    """Open ``name`` in JupyterLab and make it the current document (``?reset``: a workspace restored
+    from an earlier page could otherwise leave another notebook current)."""
+    page.goto(f"{lab['url']}/lab/tree/{name}?reset&token={lab['token']}")
+    page.wait_for_function(NOTEBOOK_OPEN, timeout=TIMEOUT_S * 1000)
+    is_current = f"(name) => {{ const panel = {NOTEBOOK_PANEL}; return !!panel && panel.context.path === name; }}"
+    if not page.evaluate(is_current, name):
+        page.evaluate("(name) => window.jupyterapp.commands.execute('docmanager:open', {path: name})", name)
+    page.wait_for_function(is_current, arg=name, timeout=TIMEOUT_S * 1000)
     page.wait_for_function(NOTEBOOK_OPEN, timeout=TIMEOUT_S * 1000)
 
 
@@ -263,6 +271,8 @@ def measure(notebooks, width=WIDTH, height=HEIGHT, screenshots=None, on_slide=No
                 page.set_default_timeout(TIMEOUT_S * 1000)
                 open_notebook(page, lab, name)
                 deck = open_deck(context, page)
+                if f"/rise/{name}" not in urllib.parse.unquote(deck.url):
+                    raise RuntimeError(f"opened the deck {deck.url}, expected {name}")
 
                 def each(index, slide, name=name, deck=deck):
                     if screenshots:

@@ -344,6 +344,7 @@ def test_rise_deck_of_06_and_its_explorer(browser, tmp_path):
             page.wait_for_function(RAN_ABOVE, arg=stop, polling=250)
             assert page.evaluate(ERRORS) == [], "a cell failed or wrote to stderr"
             deck = open_deck(context, page)
+            assert f"/rise/{NOTEBOOK.name}" in deck.url
             in_deck = {}
 
             def on_slide(index, slide):
