@@ -1,6 +1,6 @@
 """Ship the checkpoints the notebooks and scripts train: check them against the registry, copy them into vaelib/assets/.
 
-Usage: python scripts/ship_checkpoints.py [--dry-run] [--readme]
+Usage: python scripts/ship_checkpoints.py [--dry-run] [--readme] [name ...]   (default: every shipped model)
 
 The models to ship are listed once, in vaelib.pretrained.PRETRAINED: each with its class, config,
 data, recipe and what makes it (``made_by``: notebooks 01 and 05 save ae_2d.pt, vae_2d.pt and
@@ -59,11 +59,15 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dry-run", action="store_true", help="check the checkpoints, copy nothing")
     parser.add_argument("--readme", action="store_true", help="only rewrite the README's table of shipped models")
+    parser.add_argument("names", nargs="*", help=f"which to ship, of {', '.join(PRETRAINED)} (default: all)")
     args = parser.parse_args(argv)
     if args.readme:
         return write_readme_table()
+    unknown = sorted(set(args.names) - set(PRETRAINED))
+    if unknown:
+        parser.error(f"{', '.join(unknown)} not in vaelib.pretrained.PRETRAINED; choose from {', '.join(PRETRAINED)}")
 
-    checked = {name: check(name) for name in PRETRAINED}      # all checks before any copy
+    checked = {name: check(name) for name in args.names or PRETRAINED}      # all checks before any copy
     total = 0
     for name, (path, model) in checked.items():
         target = pretrained_path(name)

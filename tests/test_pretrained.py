@@ -22,8 +22,8 @@ def test_shipped_checkpoint_is_the_promised_model_in_float16(name):
     assert (ROOT / shipped.made_by).exists() and shipped.data in vaelib.pretrained.LOADERS
 
 
-@pytest.mark.parametrize("name", [n for n, s in PRETRAINED.items() if s.made_by.startswith("scripts/")])
-def test_script_checkpoints_score_their_stored_test_loss(name):
+@pytest.mark.parametrize("name", [n for n, s in PRETRAINED.items() if s.made_by == "scripts/train_conv_checkpoints.py"])
+def test_conv_checkpoints_score_their_stored_test_loss(name):  # one draw of eps after manual_seed(0), as 08 does
     model = vaelib.load_pretrained(name)
     x_test, _ = vaelib.pretrained.LOADERS[PRETRAINED[name].data]("test")
     torch.manual_seed(0)
@@ -38,7 +38,7 @@ def test_readme_lists_the_registry():
 
 def test_a_checkpoint_of_another_model_is_refused(tmp_path):
     path = vaelib.save_checkpoint(vaelib.VAE(hidden=(8,), latent_dim=2), tmp_path / "vae_2d.pt")
-    with pytest.raises(ValueError, match=r"holds a VAE with hidden=\[8\], expected hidden=\[256\]"):
+    with pytest.raises(ValueError, match=r"holds a VAE with hidden=\[8\], expected hidden=\[256, 256\]"):
         vaelib.pretrained.load_as(path, "vae_2d")
     path = vaelib.save_checkpoint(vaelib.Autoencoder(), tmp_path / "ae.pt")
     with pytest.raises(ValueError, match="holds a Autoencoder with"):

@@ -14,7 +14,8 @@ from .threads import configure_threads
 
 
 def seed_everything(seed=0, threads=2):
-    """Seed Python, NumPy and torch, and fix torch's CPU thread count.
+    """Seed Python, NumPy and torch, and fix torch's CPU thread count: at most ``threads`` (2), never
+    more than the CPUs this process may use (its affinity and cgroup quota; see :mod:`vaelib.threads`).
 
     The same seed and thread count give bit-identical results on the same machine (the number
     of threads changes the order of floating-point sums, hence the last digits). Two threads
