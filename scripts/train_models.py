@@ -6,9 +6,9 @@ Notebook 05 trains ``vae_2d`` live and loads ``vae_20d`` shipped. This script tr
 ``vae_2d``, to check the notebook's figures) exactly as the notebook trains ``vae_2d``: after
 ``vaelib.seed_everything(0)``, ``vaelib.fit`` on the bundled training digits with the held-out ones as
 ``test_data`` and the registry's ``fit`` arguments. It saves ``notebooks/checkpoints/<name>.pt`` in
-float16, with the training history in the checkpoint's extras (``history``: epoch, train_loss and
-test_loss per epoch, so 05 can plot the held-out curve of the model it loads) and ``test_loss``, the
-held-out -ELBO of the float16 weights averaged over 10 posterior samples per digit. Then
+float16, with extras: ``history``, fit's history (per epoch: train_/test_ loss, recon, kl), so 05 can
+plot the held-out curve of the model it loads; ``recipe``, the ``fit`` arguments; and ``test_loss``,
+the held-out -ELBO of the float16 weights averaged over 10 posterior samples per digit. Then
 ``python scripts/ship_checkpoints.py`` copies them into ``vaelib/assets/``. Same machine, same
 thread count: the same file, bit for bit.
 """
@@ -57,9 +57,8 @@ def main(argv=None):
         path = OUT / f"{name}.pt"
         as_shipped = vaelib.load_checkpoint(vaelib.save_checkpoint(model, path, dtype=torch.float16))
         loss = heldout_elbo(as_shipped, x_test)
-        kept = {key: [round(v, 2) for v in history[key]] for key in ("train_loss", "test_loss")}
-        vaelib.save_checkpoint(model, path, dtype=torch.float16, test_loss=round(loss, 1),
-                               history={"epoch": history["epoch"], **kept})
+        vaelib.save_checkpoint(model, path, dtype=torch.float16, history=history, recipe=dict(shipped.fit),
+                               test_loss=round(loss, 1))
         print(f"{name}: {shipped.constructor()}, fit({shipped.fit}) in {seconds:.1f} s "
               f"({torch.get_num_threads()} threads); held-out -ELBO {loss:.2f} nats (float16 weights, "
               f"{EVAL_SAMPLES} samples per digit) -> {path.relative_to(ROOT)}")
