@@ -41,6 +41,20 @@ def kl_gauss(mq, sq, mp, sp, reduce=torch.sum):
     return reduce(torch.log(sp / sq) + (sq**2 + (mq - mp) ** 2) / (2 * sp**2) - 0.5, -1)
 
 
+def free_bits(m, s, lam):
+    return (0.5 * kl_terms(m, s)).mean(0).clamp(min=lam).sum()
+
+
+def elbo_table(model, x, eps, k, kl_weight=1.0, recon_scale=1.0, same_label=False):
+    columns = []
+    for y in range(k):
+        labels = torch.full((len(x),), 0 if same_label else y)
+        mu, sigma = model.encode(x, labels)
+        recon = bce(x, model.decode(mu + sigma * eps, labels))
+        columns.append(recon_scale * recon + kl_weight * kl(mu, sigma))
+    return torch.stack(columns, dim=1)
+
+
 def not_done(*args):
     raise NotImplementedError
 
@@ -131,27 +145,25 @@ CASES = [
          "one row and one column short"),
         (lambda i, k, s, p: F.conv2d(i[None, None], k[None, None], stride=s, padding=p), "expected (6, 6)"),
     ]),
-    (ex.check_active_units, lambda m, s, t: m.var(dim=0) > t, [
-        (lambda m, s, t: m.var(0) <= t, "marks the inactive units"),
-        (lambda m, s, t: m.var(1) > t, "across the units of each image"),
-        (lambda m, s, t: s.var(0) > t, "you used sigma"),
-        (lambda m, s, t: (s**2).mean(0) > t, "you used sigma"),
-        (lambda m, s, t: m.std(0) > t, "standard deviation"),
-        (lambda m, s, t: (m**2).mean(0) > t, "did not subtract the mean"),
-        (lambda m, s, t: m.mean(0) > t, "averaged mu over the images"),
-        (lambda m, s, t: m.mean(0).abs() > t, "averaged mu over the images"),
-        (lambda m, s, t: m.var(0) > 0.01, "0.01 whatever the threshold"),
-        (lambda m, s, t: (m.var(0) > t).sum(), "one number"),
-        (lambda m, s, t: (m.var(0) > t).float(), "dtype"),
+    (ex.check_free_bits_kl, lambda m, s, lam: free_bits(m, s, lam), [
+        (lambda m, s, lam: kl_terms(m, s).mul(0.5).clamp(min=lam).mean(0).sum(), "before averaging over the batch"),
+        (lambda m, s, lam: kl(m, s).mean().clamp(min=lam), "nothing is clamped"),
+        (lambda m, s, lam: kl_terms(m, s).mul(0.5).mean(0).clamp(max=lam).sum(), "from above"),
+        (lambda m, s, lam: kl(m, s).mean(), "nothing is clamped"),
+        (lambda m, s, lam: (kl_terms(m, s).mul(0.5).mean(0) - lam).clamp(min=0).sum(), "max(KL - lambda, 0)"),
+        (lambda m, s, lam: kl_terms(m, s).mul(0.5).sum(0).clamp(min=lam).sum(), "summed each unit's KL over the batch"),
+        (lambda m, s, lam: kl_terms(m, s).mean(0).clamp(min=lam).sum(), "twice"),
+        (lambda m, s, lam: kl_terms(m, s).mul(0.5).mean(0).clamp(min=lam), "one number per unit"),
+        (lambda m, s, lam: kl_terms(m, s).mul(0.5).mean(0).clamp(min=lam).mean(), "averaged over the units"),
     ]),
-    (ex.check_condition, lambda t, y, k: torch.cat([t, F.one_hot(y, k).float()], dim=1), [
-        (lambda t, y, k: torch.cat([t, y[:, None].float()], dim=1), "one number"),
-        (lambda t, y, k: torch.cat([t, F.one_hot(y).float()], dim=1), "max(labels) + 1 columns"),
-        (lambda t, y, k: torch.cat([t, F.one_hot(y, k + 1).float()], dim=1), "one column too many"),
-        (lambda t, y, k: torch.cat([t, torch.eye(k)[y - 1]], dim=1), "one column to the left"),
-        (lambda t, y, k: torch.cat([F.one_hot(y, k).float(), t], dim=1), "comes before t"),
-        (lambda t, y, k: torch.cat([t, F.one_hot(y, k).float()], dim=0), "wrong dimension"),
-        (lambda t, y, k: torch.cat([t, F.one_hot(y, k).float()], dim=1).double(), "dtype"),
+    (ex.check_negative_elbo_per_label, elbo_table, [
+        (lambda m, x, e, k: elbo_table(m, x, e, k, kl_weight=0), "left out the KL"),
+        (lambda m, x, e, k: -elbo_table(m, x, e, k), "wrong sign"),
+        (lambda m, x, e, k: elbo_table(m, x, e * 0, k), "eps is ignored"),
+        (lambda m, x, e, k: elbo_table(m, x, e, k, same_label=True), "same label"),
+        (lambda m, x, e, k: elbo_table(m, x, e, k, recon_scale=1 / x.shape[1]), "averaged the reconstruction"),
+        (lambda m, x, e, k: elbo_table(m, x, e, k).T, "one row per label"),
+        (lambda m, x, e, k: elbo_table(m, x, torch.randn_like(e), k), "changes from one call to the next"),
     ]),
 ]
 

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from .losses import bernoulli_log_likelihood, kl_to_standard_normal
+from .models import ConditionalVAE
 
 
 def _inputs(seed, *shapes, positive=()):
@@ -351,51 +352,44 @@ def check_slerp(answer):
 
 # 07 · beta and posterior collapse -------------------------------------------------------------
 
-def check_active_units(answer):
-    """``answer(mu, sigma, threshold)``: posterior means and standard deviations ``(N, d)`` of N images ->
-    ``(d,)`` bool mask of the active units, whose ``mu`` varies across the images by more than ``threshold``."""
-    def case(seed, n, columns, threshold):
-        # columns: (mean of mu, std of mu across the images, sigma) for each unit; mu is standardized per
-        # column, so its variance is exactly std^2 and each unit sits well clear of the threshold
+def check_free_bits_kl(answer):
+    """``answer(mu, sigma, lam)``: posterior parameters ``(batch, d)`` of a batch and a floor ``lam`` in nats ->
+    0-d tensor, the free-bits rate of Kingma et al. (2016) with one unit per group:
+    ``sum_u max(lam, mean over the batch of KL(q(z_u | x) || N(0, 1)))``."""
+    def case(seed, n, units, lam):
+        # units: (spread of mu across the batch, centre of sigma) per unit; small spreads give units below lam
         g = torch.Generator().manual_seed(seed)
-        noise = torch.randn(n, len(columns), generator=g)
-        noise = (noise - noise.mean(0)) / noise.std(0)
-        mean, std, sig = (torch.tensor(c) for c in zip(*columns))
-        sigma = sig * (1 + 0.02 * torch.rand(n, len(columns), generator=g))
-        return mean + std * noise, sigma, threshold
-    active, faint, offset, negative, weak, dim = (0.0, 1.0, 0.15), (0.0, 0.03, 1.0), (0.6, 0.01, 0.98), \
-        (-0.5, 0.8, 0.3), (0.0, 0.17, 0.7), (0.0, 0.07, 0.9)
-    cases = [case(18, 40, [active, faint, offset, negative, weak, faint], 0.01),
-             case(19, 60, [faint, weak, active, offset, dim, negative, weak, active], 0.05)]
-    correct = lambda m, s, t: m.var(0) > t  # noqa: E731
-    used_sigma = ("you used sigma, the spread of each posterior, not how much mu moves from image to image",
-                  "a unit is active when its posterior mean mu varies across the data")
-    averaged_mu = ("you averaged mu over the images instead of measuring how much it varies",
-                   "a unit carries information when mu differs from image to image")
+        spread, centre = (torch.tensor(u) for u in zip(*units))
+        mu = spread * torch.randn(n, len(units), generator=g)
+        sigma = centre * (0.8 + 0.4 * torch.rand(n, len(units), generator=g))
+        return mu, sigma, lam
+    busy, middling, faint, quiet = (1.5, 0.2), (0.6, 0.6), (0.25, 0.95), (0.05, 1.0)
+    cases = [case(23, 16, [busy, faint, middling, quiet, faint], 0.25),
+             case(24, 40, [quiet, busy, faint, busy, middling, quiet, faint], 0.5)]
+    per_unit = lambda m, s: 0.5 * (m**2 + s**2 - 1 - torch.log(s**2))  # noqa: E731  (batch, d)
+    correct = lambda m, s, lam: per_unit(m, s).mean(0).clamp(min=lam).sum()  # noqa: E731
     mistakes = [
-        (lambda m, s, t: m.var(0) < t, "your mask marks the inactive units", "active means a variance above the threshold"),
-        (lambda m, s, t: m.var(1) > t, "you took the variance across the units of each image, shape (N,)",
-         "the variance is over the images (dim 0): one number per unit"),
-        (lambda m, s, t: s.var(0) > t, *used_sigma),
-        (lambda m, s, t: (s**2).mean(0) > t, *used_sigma),
-        (lambda m, s, t: m.std(0) > t, "you compared the standard deviation of mu with the threshold, not its variance",
-         "the threshold is on the variance; a std of 0.03 is a variance of 0.0009"),
-        (lambda m, s, t: (m**2).mean(0) > t, "you did not subtract the mean: a unit whose mu is the same nonzero "
-         "value for every image counts as active", "a variance measures the spread around the mean"),
-        (lambda m, s, t: m.mean(0) > t, *averaged_mu),
-        (lambda m, s, t: m.mean(0).abs() > t, *averaged_mu),
-        (lambda m, s, t: m.var(0) > 0.01, "you used 0.01 whatever the threshold", "use the threshold argument"),
+        (lambda m, s, lam: per_unit(m, s).clamp(min=lam).mean(0).sum(), "you clamped each image's KL before "
+         "averaging over the batch", "Kingma et al. average each unit's KL over the batch first and clamp that "
+         "average: a unit may carry nothing for one image as long as the batch uses it"),
+        (lambda m, s, lam: per_unit(m, s).mean(0).clamp(max=lam).sum(), "you capped each unit's KL at lambda "
+         "from above", "a unit below lambda counts as lambda (no push towards the prior); above it, as itself"),
+        (lambda m, s, lam: per_unit(m, s).mean(0).sum(), "nothing is clamped: that is the plain rate (clamping "
+         "the total of all the units does nothing once it is above lambda)",
+         "replace each unit's batch-averaged KL by max(lambda, that KL), then sum"),
+        (lambda m, s, lam: (per_unit(m, s).mean(0) - lam).clamp(min=0).sum(), "you computed max(KL - lambda, 0): "
+         "the same gradients, but the value is lower by lambda for every unit, so it no longer reads as the "
+         "nats of rate the objective charges", "use max(lambda, KL)"),
+        (lambda m, s, lam: per_unit(m, s).sum(0).clamp(min=lam).sum(), "you summed each unit's KL over the batch "
+         "instead of averaging it", "the floor lambda is in nats per image: compare it with the batch mean"),
+        (lambda m, s, lam: (2 * per_unit(m, s)).mean(0).clamp(min=lam).sum(), "your KL of each unit is twice "
+         "the right value", "did you forget the 0.5 in front?"),
+        (lambda m, s, lam: per_unit(m, s).mean(0).clamp(min=lam), "you returned one number per unit",
+         "the rate of the objective is their sum: one number"),
+        (lambda m, s, lam: per_unit(m, s).mean(0).clamp(min=lam).mean(), "you averaged over the units",
+         "the KL of independent units is the sum of their KLs"),
     ]
-    try:
-        counted = answer(*cases[0])
-    except Exception:
-        counted = None  # _check below reports it
-    if torch.is_tensor(counted) and counted.dim() == 0:
-        print("Not quite: you returned one number (how many units are active?), not a mask. "
-              "Hint: return the (d,) comparison itself, True for each active unit; .sum() counts them afterwards.")
-        return False
-    return _check(answer, "active-unit mask", cases, correct, mistakes, "(d,): one True/False per unit",
-                  dtype=torch.bool)
+    return _check(answer, "free-bits rate", cases, correct, mistakes, "(): one number for the batch")
 
 
 # 08 · convolutional VAE ---------------------------------------------------------------------
@@ -430,40 +424,61 @@ def check_conv2d(answer):
 
 # 09 · conditional VAE -----------------------------------------------------------------------
 
-def check_condition(answer):
-    """``answer(t, labels, num_classes)``: inputs ``(batch, d)`` and int64 labels ``(batch,)`` -> the
-    network's input ``(batch, d + num_classes)``, float: ``t`` followed by the one-hot label."""
-    def case(seed, shape, labels, num_classes):
-        return torch.randn(shape, generator=torch.Generator().manual_seed(seed)), torch.tensor(labels), num_classes
-    cases = [case(15, (4, 3), [3, 0, 7, 1], 10), case(16, (5, 6), [9, 2, 0, 4, 9], 10), case(17, (3, 2), [0, 3, 1], 4)]
-    hot = lambda y, k: F.one_hot(y, k).float()  # noqa: E731
-    mistakes = [
-        (lambda t, y, k: torch.cat([t, y[:, None].float()], dim=1), "you appended the label as one number, not a "
-         "one-hot vector", "a digit is a category, not a quantity (a 7 is not 'more' than a 3): use F.one_hot"),
-        (lambda t, y, k: torch.cat([t, F.one_hot(y).float()], dim=1), "your one-hot has max(labels) + 1 columns, "
-         "not num_classes", "pass num_classes to F.one_hot: a batch without a 9 must still get 10 columns"),
-        (lambda t, y, k: torch.cat([t, hot(y, k + 1)], dim=1), "your one-hot has one column too many (off by one)",
-         "the labels 0 to num_classes - 1 need exactly num_classes columns"),
-        (lambda t, y, k: torch.cat([t, torch.eye(k)[y - 1]], dim=1), "each 1 sits one column to the left of its "
-         "label (off by one)", "labels count from 0: digit d is column d of the one-hot"),
-        (lambda t, y, k: torch.cat([hot(y, k), t], dim=1), "the one-hot comes before t",
-         "vaelib puts the label after the input: torch.cat([t, one_hot], dim=1)"),
-    ]
-    try:
-        answer(*cases[0])
-    except RuntimeError as e:
-        if "Sizes of tensors must match" in str(e):
-            print("Not quite: torch.cat joined t and the one-hot along the wrong dimension (the batch, dim=0). "
-                  "Hint: each example gets its own one-hot next to its own features: dim=1.")
+def check_negative_elbo_per_label(answer):
+    """``answer(model, x, eps, num_classes)``: a conditional VAE, images ``(N, D)`` and noise ``eps``
+    ``(N, latent_dim)`` -> ``(N, num_classes)``: column ``y`` holds the negative ELBO of each image under the
+    label ``y``, in nats, with ``z = mu + sigma * eps`` (the same ``eps`` for every label)."""
+    def case(seed, n, num_classes, latent_dim):
+        with torch.random.fork_rng():          # the model's initial weights, without touching the caller's RNG
+            torch.manual_seed(seed)
+            model = ConditionalVAE(num_classes=num_classes, input_dim=64, hidden=(16,), latent_dim=latent_dim)
+        g = torch.Generator().manual_seed(seed)
+        x = torch.rand(n, 64, generator=g).round()
+        return model.eval(), x, torch.randn(n, latent_dim, generator=g), num_classes
+
+    def table(model, x, eps, k, z_of=lambda m, s, e: m + s * e, kl_weight=1.0, recon_scale=1.0, label=None):
+        columns = []
+        for y in range(k):
+            labels = torch.full((len(x),), y if label is None else label)
+            mu, sigma = model.encode(x, labels)
+            logits = model.decode(z_of(mu, sigma, eps), labels)
+            columns.append(-recon_scale * bernoulli_log_likelihood(x, logits) + kl_weight * kl_to_standard_normal(mu, sigma))
+        return torch.stack(columns, dim=1)
+
+    with torch.no_grad():
+        cases = [case(25, 6, 10, 2), case(26, 9, 4, 3)]
+        try:
+            first, again = answer(*cases[0]), answer(*cases[0])
+        except Exception:
+            first = again = None  # _check below reports it
+        if torch.is_tensor(first) and torch.is_tensor(again) and first.shape == again.shape \
+                and not torch.allclose(first, again):
+            print("Not quite: your table changes from one call to the next. Hint: use the eps you are given for "
+                  "every label (no fresh torch.randn), so that the labels are compared on the same noise.")
             return False
-    except Exception:
-        pass  # _check below reports it
-    return _check(answer, "conditioned input", cases, lambda t, y, k: torch.cat([t, hot(y, k)], dim=1), mistakes,
-                  "(batch, d + num_classes)", dtype=torch.float32)
+        mistakes = [
+            (lambda m, x, e, k: table(m, x, e, k, kl_weight=0.0), "you left out the KL term",
+             "the negative ELBO is the reconstruction term plus KL(q(z | x, y) || N(0, I))"),
+            (lambda m, x, e, k: -table(m, x, e, k), "your table has the wrong sign: that is the ELBO",
+             "the negative ELBO is a loss in nats, lowest for the label that explains the image best"),
+            (lambda m, x, e, k: table(m, x, e, k, z_of=lambda mu, s, ep: mu), "you decoded mu: eps is ignored",
+             "z = mu + sigma * eps, with the eps given"),
+            (lambda m, x, e, k: table(m, x, e, k, z_of=lambda mu, s, ep: mu + s**2 * ep),
+             "you scaled eps by the variance", "sigma is already a standard deviation: z = mu + sigma * eps"),
+            (lambda m, x, e, k: table(m, x, e, k, label=0), "every column uses the same label",
+             "column y must encode and decode with the label y"),
+            (lambda m, x, e, k: table(m, x, e, k, recon_scale=1 / x.shape[1]), "you averaged the reconstruction "
+             "term over the pixels", "sum it over the pixels, as the ELBO does"),
+            (lambda m, x, e, k: table(m, x, e, k).T, "your table has one row per label",
+             "return one row per image and one column per label: shape (N, num_classes)"),
+        ]
+        return _check(answer, "table of negative ELBOs", cases, lambda m, x, e, k: table(m, x, e, k), mistakes,
+                      "(N, num_classes): one row per image, one column per label")
+
 
 CHECKS = {
     "00": [check_to_unit_range], "01": [check_interpolate], "02": [check_posterior_on_grid],
     "03": [check_correlated_sample], "04": [check_kl_gaussians],
     "05": [check_negative_elbo], "06": [check_slerp],
-    "07": [check_active_units], "08": [check_conv2d], "09": [check_condition],
+    "07": [check_free_bits_kl], "08": [check_conv2d], "09": [check_negative_elbo_per_label],
 }
