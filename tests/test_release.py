@@ -44,8 +44,8 @@ def code_lines(source):
 
 def distinctive_lines(solution, shown):
     """Lines of a solution cell that give something away: not blank, not a comment, not an import, not the
-    function's signature or docstring, not a call of the check, and not in ``shown`` (the lines of every
-    cell of the series that is not a solution)."""
+    function's signature or docstring, not a call of the check, and not found in ``shown`` (the text of
+    every cell of the series that is not a solution)."""
     lines = []
     in_docstring = False
     for line in code_lines(solution.source):
@@ -55,14 +55,15 @@ def distinctive_lines(solution, shown):
             continue
         if not line or line.startswith(("#", "def ", "import ", "from ", "assert vaelib.exercises", "passed =")):
             continue
-        if line in shown or len(line) < 8:
+        code = re.sub(r"\s+#.*$", "", line)  # a trailing comment does not make a line distinctive
+        if len(code) < 8 or contains(shown, code):
             continue
-        lines.append(line)
+        lines.append(code)
     return lines
 
 
-SHOWN = {line for path in SOURCES for cell in nbformat.read(path, as_version=4).cells
-         if "solution" not in tags(cell) for line in code_lines(cell.source)}
+SHOWN = "\n".join(cell.source for path in SOURCES for cell in nbformat.read(path, as_version=4).cells
+                  if "solution" not in tags(cell))  # what the series shows outside its solutions
 
 
 def notebook_text(nb):
