@@ -204,7 +204,7 @@ SLIDE_POSITION = """() => {
     const present = Array.from(document.querySelectorAll('.reveal .slides section.present')).filter(s => !s.querySelector('section'));
     if (present.length !== 1) return null;
     const r = present[0].getBoundingClientRect();
-    const images = Array.from(present[0].querySelectorAll('img')).every(img => img.complete);
+    const images = Array.from(present[0].querySelectorAll('img')).every(img => img.complete && img.naturalWidth > 0);
     return images ? [Math.round(r.left), Math.round(r.top), present[0].scrollHeight].join(',') : null;
 }"""
 
