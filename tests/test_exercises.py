@@ -65,11 +65,6 @@ CASES = [
         (lambda x: x.float(), "still run up to 255"),
         (lambda x: x // 255, "integer division"),
     ]),
-    (ex.check_interpolate, lambda a, b, s: a + t(s) * (b - a), [
-        (lambda a, b, s: b + t(s) * (a - b), "backwards"),
-        (lambda a, b, s: a + torch.arange(s).unsqueeze(1) / s * (b - a), "one step short"),
-        (lambda a, b, s: t(s) * (b - a), "starts at the origin"),
-    ]),
     (ex.check_off_data_threshold, lambda h, r, q: torch.quantile(torch.cdist(h, r).min(1).values, q), [
         (lambda h, r, q: torch.quantile(torch.cdist(h, r).flatten(), q), "not of each image's nearest one"),
         (lambda h, r, q: torch.quantile(torch.cdist(h, r).min(0).values, q), "the wrong direction"),

@@ -89,21 +89,6 @@ def check_to_unit_range(answer):
 
 # 01 · autoencoder ---------------------------------------------------------------------------
 
-def check_interpolate(answer):
-    """``answer(z_a, z_b, steps)``: codes ``(d,)`` -> ``(steps, d)``, from z_a to z_b inclusive, evenly spaced."""
-    cases = [(*_inputs(1, (2,), (2,)), 7), (*_inputs(2, (5,), (5,)), 4)]
-    t = lambda steps: torch.linspace(0, 1, steps).unsqueeze(1)  # noqa: E731
-    mistakes = [
-        (lambda a, b, s: (1 - t(s)) * b + t(s) * a, "your line runs backwards, from z_b to z_a",
-         "at t = 0 you should be at z_a"),
-        (lambda a, b, s: a + torch.arange(s).unsqueeze(1) / s * (b - a), "the line stops one step short of z_b",
-         "the last point must be exactly z_b: divide by steps - 1"),
-        (lambda a, b, s: t(s) * (b - a), "the line starts at the origin, not at z_a", "add z_a back"),
-    ]
-    return _check(answer, "interpolation", cases, lambda a, b, s: a + t(s) * (b - a), mistakes,
-                  "(steps, latent_dim)")
-
-
 def check_off_data_threshold(answer):
     """``answer(held_out, reference, quantile)``: images ``(n, D)`` and ``(m, D)``, a fraction ->
     0-d tensor, the off-data threshold of ``vaelib.judge``: the ``quantile`` of the held-out images'
@@ -456,7 +441,7 @@ def check_negative_elbo_per_label(answer):
 
 
 CHECKS = {
-    "00": [check_to_unit_range], "01": [check_interpolate], "02": [check_posterior_on_grid],
+    "00": [check_to_unit_range], "01": [check_off_data_threshold], "02": [check_posterior_on_grid],
     "03": [check_correlated_sample], "04": [check_kl_gaussians],
     "05": [check_iwae_estimate], "06": [check_slerp],
     "07": [check_free_bits_kl], "08": [check_conv2d], "09": [check_negative_elbo_per_label],
