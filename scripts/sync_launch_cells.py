@@ -32,10 +32,13 @@ def badge_markdown(url, notebook_name):
 
 def setup_source(url):
     return (
-        "# Set-up. On Colab: install vaelib from the repository, keeping Colab's own torch, numpy\n"
-        "# and ipywidgets. Anywhere else this cell does nothing (see the README to install).\n"
+        "# Set-up. Everywhere: let torch's idle threads sleep instead of spin (it must be set before torch\n"
+        "# is imported; on a shared machine it keeps training from slowing several times over).\n"
+        "# On Colab: install vaelib from the repository, keeping Colab's own torch, numpy and ipywidgets.\n"
+        "import os\n"
         "import sys\n"
         "\n"
+        'os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")\n'
         'if "google.colab" in sys.modules:\n'
         f'    %pip install -q --no-deps "vaelib @ git+{url}"'
     )
