@@ -37,7 +37,6 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS_PER_EPOCH = 63  # 8,000 digits in batches of 128
 
 CONFIGS = {
@@ -52,7 +51,6 @@ def child(policy, threads, steps, budget):
     if policy == "spin":
         os.environ.pop("OMP_WAIT_POLICY", None)
         import torch  # noqa: F401  (loaded before vaelib: OpenMP starts with its default policy)
-    sys.path.insert(0, ROOT)
     import vaelib  # first (unless policy == "spin"): it sets OMP_WAIT_POLICY before torch loads
     from vaelib import threads as vthreads
 
@@ -105,7 +103,6 @@ def main():
         child(policy, None if threads == "None" else int(threads), int(steps), float(budget))
         return
 
-    sys.path.insert(0, ROOT)
     from vaelib import threads as vthreads
 
     print(f"CPUs: os.cpu_count() {os.cpu_count()}, available to this process {vthreads.available_cpus()} "

@@ -214,8 +214,7 @@ def test_latent_explorer_live_in_jupyterlab(lab, browser):
             (ROOT / "docs").mkdir(exist_ok=True)
             shutil.copyfile(ARTIFACTS / "explorer.png", ROOT / "docs" / "explorer.png")
     except Exception:
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "failure.png"))
+        save_failure(page, "failure.png")
         raise
     finally:
         page.close()
@@ -316,6 +315,12 @@ RAN_ABOVE = """(stop) => {
 }"""
 
 
+def save_failure(page, name):
+    """A screenshot of the page as it was when a browser test failed, in tests/artifacts/."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name))
+
+
 def move_slider_and_compare(page, root):
     """Press ArrowRight on the first latent slider under ``root``; (pixels before, pixels after) of its digit."""
     digit = root.locator("img.widget-image").first
@@ -378,8 +383,7 @@ def test_rise_deck_of_06_and_its_explorer(browser, tmp_path):
                 page.screenshot(path=str(ARTIFACTS / "presentation_mode_explorer.png"))
             assert page.evaluate(ERRORS) == [], "a widget callback wrote to stderr"
         except Exception:
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "failure_06_slides.png"))
+            save_failure(page, "failure_06_slides.png")
             raise
         finally:
             context.close()

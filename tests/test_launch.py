@@ -11,8 +11,7 @@ from IPython.core.inputtransformer2 import TransformerManager
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-sys.path.insert(0, str(ROOT / "scripts"))
-from sync_launch_cells import repository_url  # noqa: E402
+from sync_launch_cells import repository_url  # scripts/ is on pytest's pythonpath (pyproject.toml)
 
 URL = repository_url()
 SLUG = URL.removeprefix("https://github.com/")

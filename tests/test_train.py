@@ -88,25 +88,14 @@ def test_fit_continues_a_history_and_beta_weights_the_kl(mnist):
     assert h["train_kl"][0] > 0
 
 
-def test_fit_is_reproducible(mnist):
+@pytest.mark.parametrize("recipe", [{}, {"lr": 3e-3, "schedule": "onecycle"}], ids=["constant", "onecycle"])
+def test_fit_is_reproducible(mnist, recipe):
     x, _ = mnist
     runs = []
     for _ in range(2):
         model = small_vae()
         torch.manual_seed(1)
-        history = vaelib.fit(model, x[:300], epochs=2, batch_size=64, progress=False)
-        runs.append((history, [p.detach().clone() for p in model.parameters()]))
-    assert runs[0][0] == runs[1][0]
-    assert all(torch.equal(a, b) for a, b in zip(runs[0][1], runs[1][1]))
-
-
-def test_fit_is_reproducible_with_a_schedule(mnist):
-    x, _ = mnist
-    runs = []
-    for _ in range(2):
-        model = small_vae()
-        torch.manual_seed(1)
-        history = vaelib.fit(model, x[:300], epochs=2, batch_size=64, lr=3e-3, schedule="onecycle", progress=False)
+        history = vaelib.fit(model, x[:300], epochs=2, batch_size=64, progress=False, **recipe)
         runs.append((history, [p.detach().clone() for p in model.parameters()]))
     assert runs[0][0] == runs[1][0]
     assert all(torch.equal(a, b) for a, b in zip(runs[0][1], runs[1][1]))

@@ -71,6 +71,19 @@ def _check(answer, what, cases, expected, mistakes, shape_hint, dtype=None):
     return True
 
 
+def _gives_nan(answer, case, explanation):
+    """True (after printing ``explanation``) if ``answer(*case)`` returns a tensor holding nan; an answer
+    that raises is left to :func:`_check`, which reports it."""
+    try:
+        result = answer(*case)
+    except Exception:
+        return False
+    if torch.is_tensor(result) and torch.isnan(result).any():
+        print(f"Not quite: {explanation}")
+        return True
+    return False
+
+
 # 00 · welcome -------------------------------------------------------------------------------
 
 def check_to_unit_range(answer):
@@ -152,14 +165,9 @@ def check_posterior_on_grid(answer):
         (lambda ll, z: torch.exp(ll + log_prior(z)), "your posterior is not normalized",
          "divide by the evidence: the sum over the grid of likelihood x prior"),
     ]
-    result = None
-    try:
-        result = answer(*cases[1])
-    except Exception:
-        pass  # _check below reports it
-    if torch.is_tensor(result) and torch.isnan(result).any():
-        print("Not quite: your posterior contains nan: exp of log-likelihoods near -150 underflows to 0 in float32, "
-              "and 0 / 0 is nan. Hint: subtract each image's largest log-weight before exp (torch.softmax does it).")
+    if _gives_nan(answer, cases[1], "your posterior contains nan: exp of log-likelihoods near -150 underflows to "
+                  "0 in float32, and 0 / 0 is nan. Hint: subtract each image's largest log-weight before exp "
+                  "(torch.softmax does it)."):
         return False
     return _check(answer, "posterior", cases, correct, mistakes, "(batch, n): one distribution per image")
 
@@ -301,14 +309,8 @@ def check_slerp(answer):
         (lambda a, b, t: slerp(a, b, t, (a / a.norm(), b / b.norm())), "your path runs on the unit sphere: "
          "you interpolated the directions and dropped the lengths", "use unit vectors only to find the angle"),
     ]
-    result = None
-    try:
-        result = answer(*cases[1])
-    except Exception:
-        pass  # _check below reports it
-    if torch.is_tensor(result) and torch.isnan(result).any():
-        print("Not quite: your path contains nan. Hint: arccos needs a cosine in [-1, 1]: divide the dot product "
-              "by both lengths (and clamp it).")
+    if _gives_nan(answer, cases[1], "your path contains nan. Hint: arccos needs a cosine in [-1, 1]: divide the "
+                  "dot product by both lengths (and clamp it)."):
         return False
     return _check(answer, "spherical interpolation", cases, slerp, mistakes, "(steps, latent_dim)")
 
