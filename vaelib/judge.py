@@ -11,6 +11,8 @@ the same way for every model and show the images beside the counts.
 
 import torch
 
+from .models import flatten_inputs
+
 
 def nearest_digit(images, reference, reference_labels, batch_size=500):
     """Label of, and distance to, the nearest reference image of each image.
@@ -23,7 +25,7 @@ def nearest_digit(images, reference, reference_labels, batch_size=500):
         labels: (n,) long, the label of each image's nearest reference image.
         distances: (n,) float, the Euclidean distance to it.
     """
-    images, reference = _flat(images, "images"), _flat(reference, "reference")
+    images, reference = flatten_inputs(images), flatten_inputs(reference)
     if len(reference_labels) != len(reference):
         raise ValueError(f"need one label per reference image, got {len(reference_labels)} labels "
                          f"for {len(reference)} images")
@@ -42,11 +44,3 @@ def off_data_threshold(test_images, reference, reference_labels, quantile=0.95):
     _, distances = nearest_digit(test_images, reference, reference_labels)
     return torch.quantile(distances, quantile).item()
 
-
-def _flat(images, name):
-    if not torch.is_tensor(images) or images.dim() < 2:
-        raise ValueError(f"{name} must be a tensor of images (n, 784) or (n, 1, 28, 28)")
-    images = images.reshape(len(images), -1).float()
-    if images.shape[1] != 784:
-        raise ValueError(f"{name}: expected 784 pixels per image, got {images.shape[1]}")
-    return images
