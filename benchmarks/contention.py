@@ -1,6 +1,6 @@
 """How much slower training gets beside one busy process, with vaelib's thread settings and without.
 
-    python benchmarks/contention.py [--steps 126] [--budget 20] [--repeats 2]
+    python benchmarks/contention.py [--steps 126] [--budget 20] [--repeats 2] [--pairs]
 
 What it measures
 ----------------
@@ -12,15 +12,19 @@ training or another user's job would be), alternating the order from one repetit
 
 Configurations:
 
-* ``vaelib``: what ``import vaelib`` and ``seed_everything`` give: ``OMP_WAIT_POLICY=PASSIVE`` (idle
-  threads sleep) and ``vaelib.threads.default_threads()`` threads (at most 2, never more than the
-  CPUs this process may use);
-* ``spin, 2 threads``: torch imported before vaelib with no wait policy set (OpenMP's default: idle
-  threads spin before sleeping), 2 threads: what every notebook got before vaelib.threads;
-* ``1 thread``: no OpenMP barriers at all.
+* ``vaelib``: what ``import vaelib`` and ``seed_everything`` give: ``OMP_WAIT_POLICY=PASSIVE`` with
+  ``GOMP_SPINCOUNT=1000`` (idle threads poll about 10 microseconds, then sleep) and
+  ``vaelib.threads.default_threads()`` threads (at most 2, never more than the CPUs this process may use);
+* ``sleep at once``: ``OMP_WAIT_POLICY=PASSIVE`` alone (idle threads sleep at once), 2 threads;
+* ``spin, 2 threads``: torch imported before vaelib with nothing set (GNU OpenMP's default: idle
+  threads poll about 3 ms before they sleep), 2 threads: what every notebook got before vaelib.threads;
+* ``1 thread``: vaelib's settings with one thread (no OpenMP barriers at all).
 
 The slowdown is (seconds per epoch beside the busy process) / (seconds per epoch alone); the target
-for vaelib's configuration is at most 1.6x. Each measurement runs ``--steps`` steps or stops after
+for vaelib's configuration is at most 1.6x. Alone matters as much: sleeping at once never slows
+down beside a busy process because it is slow already (a wake-up in every parallel region).
+With ``--pairs``, each configuration also trains twice at once (two notebooks training side by side
+on one machine), and the slower of the two is reported against alone. Each measurement runs ``--steps`` steps or stops after
 ``--budget`` seconds (a spinning configuration can be 10 to 50 times slower under load); the
 figure is the time per step actually measured, times 63.
 
@@ -41,6 +45,7 @@ STEPS_PER_EPOCH = 63  # 8,000 digits in batches of 128
 
 CONFIGS = {
     "vaelib": {"policy": "vaelib", "threads": None},
+    "sleep at once": {"policy": "passive", "threads": 2},
     "spin, 2 threads": {"policy": "spin", "threads": 2},
     "1 thread": {"policy": "vaelib", "threads": 1},
 }
@@ -49,9 +54,10 @@ CONFIGS = {
 def child(policy, threads, steps, budget):
     """Train and print 'seconds-per-epoch cpu-seconds-per-epoch threads policy'."""
     if policy == "spin":
-        os.environ.pop("OMP_WAIT_POLICY", None)
         import torch  # noqa: F401  (loaded before vaelib: OpenMP starts with its default policy)
-    import vaelib  # first (unless policy == "spin"): it sets OMP_WAIT_POLICY before torch loads
+    elif policy == "passive":
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"  # chosen by the user: vaelib keeps it, adds no spin count
+    import vaelib  # first (unless policy == "spin"): it sets its wait settings before torch loads
     from vaelib import threads as vthreads
 
     import torch
@@ -79,15 +85,26 @@ def child(policy, threads, steps, budget):
     print(f"{wall / done * STEPS_PER_EPOCH:.4f} {cpu / done * STEPS_PER_EPOCH:.4f} {count} {vthreads.wait_policy()}")
 
 
-def measure(name, steps, budget):
+def start(name, steps, budget):
+    """Start one measurement of configuration ``name`` in a fresh process; :func:`result` reads it."""
     config = CONFIGS[name]
     cmd = [sys.executable, os.path.abspath(__file__), "--child", config["policy"], str(config["threads"]),
            str(steps), str(budget)]
-    env = dict(os.environ)
-    env.pop("OMP_WAIT_POLICY", None)
-    env.pop("OMP_NUM_THREADS", None)
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout.split()
-    return float(out[0]), float(out[1]), int(out[2]), out[3]
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS")}
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
+
+
+def result(process):
+    """``(seconds per epoch, CPU seconds per epoch, threads, wait policy)`` of a started measurement."""
+    out, _ = process.communicate()
+    if process.returncode:
+        raise SystemExit(f"a measurement failed (exit {process.returncode})")
+    seconds, cpu, count, policy = out.split(maxsplit=3)
+    return float(seconds), float(cpu), int(count), policy.strip()
+
+
+def measure(name, steps, budget):
+    return result(start(name, steps, budget))
 
 
 def main():
@@ -96,6 +113,7 @@ def main():
     parser.add_argument("--budget", type=float, default=20.0, help="seconds at most per measurement")
     parser.add_argument("--repeats", type=int, default=2, help="alone/beside pairs per configuration")
     parser.add_argument("--only", choices=sorted(CONFIGS), action="append", help="configurations to run")
+    parser.add_argument("--pairs", action="store_true", help="also train two at once, side by side")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -110,7 +128,7 @@ def main():
           f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     results = {}
     for name in args.only or CONFIGS:
-        alone, beside, cpu_alone, cpu_beside = [], [], [], []
+        alone, beside, cpu_alone, cpu_beside, pairs = [], [], [], [], []
         for repeat in range(args.repeats):
             for busy in ((False, True) if repeat % 2 == 0 else (True, False)):
                 hog = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
@@ -124,20 +142,30 @@ def main():
                         hog.wait()
                 (beside if busy else alone).append(seconds)
                 (cpu_beside if busy else cpu_alone).append(cpu)
+            if args.pairs:  # two trainings at once: the slower one counts
+                both = [start(name, args.steps, args.budget) for _ in range(2)]
+                pairs.append(max(result(process)[0] for process in both))
         results[name] = (statistics.median(alone), statistics.median(beside), count, policy,
-                         statistics.median(cpu_alone), statistics.median(cpu_beside))
+                         statistics.median(cpu_alone), statistics.median(cpu_beside),
+                         statistics.median(pairs) if pairs else None)
+        print(f"  {name}: done", flush=True)
 
-    print(f"\nseconds per epoch of 8,000 digits (median of {args.repeats}), alone and beside one busy process")
-    print(f"{'configuration':<18} {'threads':>7} {'wait policy':>11} {'alone':>8} {'beside busy':>12} "
-          f"{'slowdown':>9} {'CPU s alone':>12} {'CPU s beside':>13}")
-    for name, (alone, beside, count, policy, cpu_alone, cpu_beside) in results.items():
-        print(f"{name:<18} {count:>7} {policy:>11} {alone:>8.3f} {beside:>12.3f} {beside / alone:>8.2f}x "
-              f"{cpu_alone:>12.3f} {cpu_beside:>13.3f}")
+    print(f"\nseconds per epoch of 8,000 digits (median of {args.repeats}), alone and beside one busy process"
+          + (", and the slower of two trainings run at once" if args.pairs else ""))
+    print(f"{'configuration':<16} {'threads':>7} {'wait settings':>29} {'alone':>7} {'beside busy':>12} "
+          f"{'slowdown':>9} {'CPU s alone':>12} {'CPU s beside':>13}" + (f" {'two at once':>12} {'slowdown':>9}" if args.pairs else ""))
+    for name, (alone, beside, count, policy, cpu_alone, cpu_beside, pair) in results.items():
+        print(f"{name:<16} {count:>7} {policy:>29} {alone:>7.3f} {beside:>12.3f} {beside / alone:>8.2f}x "
+              f"{cpu_alone:>12.3f} {cpu_beside:>13.3f}" + (f" {pair:>12.3f} {pair / alone:>8.2f}x" if pair else ""))
     print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     if "vaelib" in results:
         alone, beside = results["vaelib"][:2]
         print(f"vaelib's settings: {beside / alone:.2f}x slower beside a busy process (target <= 1.6x): "
               f"{'met' if beside / alone <= 1.6 else 'NOT met'}")
+        for other in ("spin, 2 threads", "sleep at once"):
+            if other in results:
+                print(f"  alone, {other} takes {results[other][0] / alone:.2f}x vaelib's time; "
+                      f"beside a busy process {results[other][1] / beside:.2f}x")
 
 
 if __name__ == "__main__":

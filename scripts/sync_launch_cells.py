@@ -32,13 +32,15 @@ def badge_markdown(url, notebook_name):
 
 def setup_source(url):
     return (
-        "# Set-up. Everywhere: let torch's idle threads sleep instead of spin (it must be set before torch\n"
-        "# is imported; on a shared machine it keeps training from slowing several times over).\n"
+        "# Set-up. Everywhere: let torch's idle threads spin only briefly, then sleep (it must be set before\n"
+        "# torch is imported; on a shared machine spinning threads slow training several times over).\n"
         "# On Colab: install vaelib from the repository, keeping Colab's own torch, numpy and ipywidgets.\n"
         "import os\n"
         "import sys\n"
         "\n"
-        'os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")\n'
+        'if "OMP_WAIT_POLICY" not in os.environ:  # unless you chose a policy yourself\n'
+        '    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"  # idle threads sleep (any OpenMP)...\n'
+        '    os.environ.setdefault("GOMP_SPINCOUNT", "1000")  # ...after ~10 microseconds (GNU OpenMP)\n'
         'if "google.colab" in sys.modules:\n'
         f'    %pip install -q --no-deps "vaelib @ git+{url}"'
     )

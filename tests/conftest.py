@@ -12,9 +12,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
-# Let OpenMP's idle threads sleep instead of spinning (see vaelib/threads.py): set here, before
+# Let OpenMP's idle threads spin only briefly, then sleep (see vaelib/threads.py): set here, before
 # anything imports torch, for this process and every notebook kernel nbval starts (they inherit it).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+if "OMP_WAIT_POLICY" not in os.environ:
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    os.environ.setdefault("GOMP_SPINCOUNT", "1000")
 try:  # vaelib imports vaelib.threads before torch, which then knows the policy is in force here
     import vaelib  # noqa: F401
 except Exception:  # a broken vaelib is reported by the tests that use it, not by the set-up

@@ -223,7 +223,8 @@ PROBE = '''
 import os
 def pytest_collection_finish(session):
     waits = sorted({i.output_timeout for i in session.items if type(i).__module__.startswith("nbval")})
-    print("NBVAL_WAITS", waits, "OMP_WAIT_POLICY", os.environ.get("OMP_WAIT_POLICY"))
+    print("NBVAL_WAITS", waits, "OMP_WAIT_POLICY", os.environ.get("OMP_WAIT_POLICY"),
+          "GOMP_SPINCOUNT", os.environ.get("GOMP_SPINCOUNT"))
 '''
 
 
@@ -240,9 +241,10 @@ def test_conftest_gives_nbval_cells_a_longer_wait_for_output(args, tmp_path):
     (tmp_path / "nbval_probe.py").write_text(PROBE)
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
     env.pop("OMP_WAIT_POLICY", None)
+    env.pop("GOMP_SPINCOUNT", None)
     out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "nbval_probe", *args,
                           "notebooks/00_welcome.ipynb"], cwd=ROOT, env=env, capture_output=True, text=True)
-    assert f"NBVAL_WAITS [{NBVAL_OUTPUT_WAIT}] OMP_WAIT_POLICY PASSIVE" in out.stdout, out.stdout + out.stderr
+    assert f"NBVAL_WAITS [{NBVAL_OUTPUT_WAIT}] OMP_WAIT_POLICY PASSIVE GOMP_SPINCOUNT 1000" in out.stdout, out.stdout + out.stderr
     assert NBVAL_OUTPUT_WAIT >= 60
 
 

@@ -14,26 +14,49 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def python(code, **env_changes):
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS")}
     env.update(env_changes)
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
                           check=True).stdout.split()
 
 
-def test_importing_vaelib_before_torch_sets_the_wait_policy_and_after_cannot():
-    assert python("import vaelib, os; print(os.environ['OMP_WAIT_POLICY'], vaelib.threads.wait_policy())") \
-        == ["PASSIVE", "PASSIVE"]
+VAELIB = "PASSIVE, GOMP_SPINCOUNT=1000"
+
+
+def test_importing_vaelib_before_torch_sets_the_wait_settings_and_after_cannot():
+    code = "import vaelib, os; print(os.environ['OMP_WAIT_POLICY'], os.environ['GOMP_SPINCOUNT']); " \
+           "print(vaelib.threads.wait_policy())"
+    assert python(code) == ["PASSIVE", "1000", *VAELIB.split()]
     # torch first: too late for OpenMP, and wait_policy says so (it reads the initial environment)
     assert python("import torch, vaelib; print(vaelib.threads.wait_policy())") == ["default"]
 
 
-def test_a_policy_chosen_by_the_user_is_kept(monkeypatch):
+def test_a_policy_or_spin_count_chosen_by_the_user_is_kept(monkeypatch):
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
-    assert threads.set_wait_policy() == "ACTIVE"
+    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
+    assert threads.set_wait_policy() == "ACTIVE", "an ACTIVE policy must not be overridden by a spin count"
+    assert "GOMP_SPINCOUNT" not in os.environ
+    monkeypatch.delenv("OMP_WAIT_POLICY")
+    monkeypatch.setenv("GOMP_SPINCOUNT", "50000")
+    assert threads.set_wait_policy() == "PASSIVE, GOMP_SPINCOUNT=50000"
 
 
-def test_this_test_run_has_the_passive_policy():
-    assert threads.wait_policy() == "PASSIVE", "tests/conftest.py sets it before torch is imported"
+def test_this_test_run_has_vaelibs_wait_settings():
+    assert threads.wait_policy() == VAELIB, "tests/conftest.py sets them before torch is imported"
+
+
+def test_the_notebooks_set_up_cell_and_binders_start_script_set_the_same(tmp_path):
+    """The set-up cell (run as a kernel would, before torch) and `start` leave vaelib's settings."""
+    from sync_launch_cells import repository_url, setup_source
+
+    cell = setup_source(repository_url()).split('if "google.colab"')[0]
+    code = cell + "\nfrom vaelib.threads import _describe\nprint(_describe(os.environ))"
+    assert python(code) == VAELIB.split()
+    assert python(cell + "\nprint(os.environ.get('GOMP_SPINCOUNT'))", OMP_WAIT_POLICY="ACTIVE") == ["None"], "kept ACTIVE"
+    out = subprocess.run([str(ROOT / "start"), sys.executable, "-c", "import vaelib; print(vaelib.threads.wait_policy())"],
+                         env={k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")},
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == VAELIB
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity on this platform")
@@ -41,6 +64,7 @@ def test_available_cpus_follows_the_affinity_mask_and_a_policy_set_before_python
     code = "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); import torch, vaelib; " \
            "print(vaelib.threads.available_cpus(), vaelib.threads.default_threads(), vaelib.threads.wait_policy())"
     assert python(code, OMP_WAIT_POLICY="passive") == ["1", "1", "PASSIVE"]
+    assert python(code, OMP_WAIT_POLICY="passive", GOMP_SPINCOUNT="1000") == ["1", "1", "PASSIVE,", "GOMP_SPINCOUNT=1000"]
 
 
 def write(path, text):

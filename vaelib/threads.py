@@ -1,37 +1,46 @@
 """How many CPU threads torch uses, and how its idle threads wait.
 
 torch runs its CPU kernels on OpenMP threads. Between two parallel regions an idle OpenMP thread
-*spins* by default (GNU OpenMP: some 300,000 polls before it sleeps). On a machine of its own that
-saves a few microseconds; beside another busy process it is a disaster: the spinning thread holds
-the core the other process (or torch's own other thread) needs. Measured on a 2-core machine, one
-training epoch of a 784-400-20 VAE beside one busy process took 3.8 times as long as alone with 2
-spinning threads (``benchmarks/contention.py`` prints the figures of this machine).
+*spins* by default (GNU OpenMP, which Linux builds of torch use: some 300,000 polls, about 3 ms,
+before it sleeps). On a machine of its own that saves the cost of waking a sleeping thread; beside
+another busy process it is a disaster: the spinning thread holds the core the other process (or
+torch's own other thread) needs. Sleeping at once (``OMP_WAIT_POLICY=PASSIVE``) never collapses,
+but a training step runs hundreds of short parallel regions and pays a wake-up in each, so a
+machine of its own runs small models almost half as fast.
 
-So vaelib asks for ``OMP_WAIT_POLICY=PASSIVE`` (idle threads sleep at once) and uses at most two
-threads, never more than the CPUs this process may really use (its CPU affinity and its cgroup CPU
-quota, as on Binder or in a container, where ``os.cpu_count()`` shows the whole host).
+So vaelib lets idle threads spin briefly and then sleep: ``GOMP_SPINCOUNT=1000`` (about 10
+microseconds of polling; GNU OpenMP lets it override the policy) with ``OMP_WAIT_POLICY=PASSIVE`` for
+the OpenMP runtimes that do not read ``GOMP_SPINCOUNT``. ``benchmarks/contention.py`` prints, side by
+side, the seconds per training epoch alone and beside one busy process for these settings, for
+spinning and sleeping threads, and for one thread. It uses at most two threads, never more than the
+CPUs this process may really use (its CPU affinity and its cgroup CPU quota, as on Binder or in a
+container, where ``os.cpu_count()`` shows the whole host).
 
-OpenMP reads ``OMP_WAIT_POLICY`` once, when torch's shared libraries load (``import torch``);
-setting it later changes nothing. It is set, without overriding a value you chose:
+OpenMP reads these variables once, when torch's shared libraries load (``import torch``); setting
+them later changes nothing. They are set, unless you chose ``OMP_WAIT_POLICY`` yourself:
 
 * when ``vaelib`` is imported before ``torch`` (``vaelib/__init__.py`` imports this module first);
 * by the first code cell of every notebook (the set-up cell), before anything imports torch;
-* by the test suite (``tests/conftest.py``), so every notebook kernel the tests start inherits it;
+* by the test suite (``tests/conftest.py``), so every notebook kernel the tests start inherits them;
 * on Binder by the ``start`` script.
 
-Elsewhere, set it yourself before starting Python or Jupyter: ``export OMP_WAIT_POLICY=PASSIVE``.
+Elsewhere, set them yourself before starting Python or Jupyter:
+``export OMP_WAIT_POLICY=PASSIVE GOMP_SPINCOUNT=1000``.
 
-The thread count depends only on the machine (never on the load), so results stay bit-identical
-run to run on one machine; other thread counts change float sums in their last digits, like other
-CPUs do, which the notebooks' stated tolerances cover.
+How threads wait never changes a result. The thread count does (it splits float sums differently),
+so it depends only on the machine, never on the load: results stay bit-identical run to run on one
+machine, and other thread counts change the last digits as other CPUs do, which the notebooks'
+stated tolerances cover.
 """
 
 import math
 import os
 import sys
 
-#: What vaelib asks OpenMP for (see the module docstring).
+#: What vaelib asks OpenMP for (see the module docstring): any OpenMP runtime lets idle threads sleep;
+#: GNU OpenMP first lets them poll this many times (its GOMP_SPINCOUNT takes precedence over the policy).
 WAIT_POLICY = "PASSIVE"
+SPIN_COUNT = "1000"
 #: The most threads vaelib uses by default: small MLPs gain little from more, and two threads give
 #: the same results on every machine with at least two CPUs.
 MAX_THREADS = 2
@@ -39,13 +48,26 @@ MAX_THREADS = 2
 _TORCH_LOADED_FIRST = "torch" in sys.modules
 
 
-def set_wait_policy(policy=WAIT_POLICY):
-    """Put ``OMP_WAIT_POLICY`` in the environment unless it is already set; return the value in force.
+def set_wait_policy():
+    """Put vaelib's wait settings in the environment unless ``OMP_WAIT_POLICY`` is already set;
+    return :func:`wait_policy`'s description of what is in force for OpenMP runtimes started from now on.
 
     It only takes effect if torch has not been imported yet in this process, and it is inherited
-    by processes started from this one (notebook kernels, workers).
+    by processes started from this one (notebook kernels, workers). A ``GOMP_SPINCOUNT`` you set
+    is kept.
     """
-    return os.environ.setdefault("OMP_WAIT_POLICY", policy)
+    if "OMP_WAIT_POLICY" not in os.environ:
+        os.environ["OMP_WAIT_POLICY"] = WAIT_POLICY
+        os.environ.setdefault("GOMP_SPINCOUNT", SPIN_COUNT)
+    return _describe(os.environ)
+
+
+def _describe(environment):
+    """``"PASSIVE, GOMP_SPINCOUNT=1000"``-style text for the wait settings in ``environment``."""
+    policy = environment.get("OMP_WAIT_POLICY")
+    text = policy.upper() if policy else "default"
+    spin = environment.get("GOMP_SPINCOUNT")
+    return f"{text}, GOMP_SPINCOUNT={spin}" if spin else text
 
 
 def _initial_environment():
@@ -59,19 +81,15 @@ def _initial_environment():
 
 
 def wait_policy():
-    """The OpenMP wait policy torch's threads were started with, as far as can be told.
-
-    Returns ``"PASSIVE"``, ``"ACTIVE"``, ``"default"`` (unset: spin, then sleep) or ``"unknown"``
-    (torch was imported before vaelib and the process's initial environment cannot be read).
+    """How torch's OpenMP threads wait, as far as can be told: ``"PASSIVE, GOMP_SPINCOUNT=1000"``
+    (vaelib's settings), ``"PASSIVE"``, ``"ACTIVE"``, ``"default"`` (nothing set: spin about 3 ms, then
+    sleep), or ``"unknown"`` (torch was imported before vaelib and the process's initial environment
+    cannot be read).
     """
     if not _TORCH_LOADED_FIRST:  # this module ran set_wait_policy before torch loaded
-        value = os.environ.get("OMP_WAIT_POLICY")
-    else:
-        initial = _initial_environment()
-        if initial is None:
-            return "unknown"
-        value = initial.get("OMP_WAIT_POLICY")
-    return value.upper() if value else "default"
+        return _describe(os.environ)
+    initial = _initial_environment()
+    return "unknown" if initial is None else _describe(initial)
 
 
 def _read_quota(directory):
