@@ -2,21 +2,26 @@
 
 Usage: python scripts/execute_notebooks.py [--time-only] [notebooks/NN_name.ipynb ...]   (default: all)
 
-With --time-only nothing is written: each notebook runs in a scratch folder and only its run time
-is printed (how LECTURERS.md's run times were measured; try it on your own laptop).
+With --time-only the notebooks are not rewritten: they run as the README's test command runs them,
+under `pytest` with nbval (strict: every output compared with the stored one, in a fresh kernel each,
+from notebooks/), and the seconds each took are printed with pytest's own total (how LECTURERS.md's
+run times were measured; try it on your own laptop). The notebooks that save a model write it to
+notebooks/checkpoints/, as they do under pytest.
 
 The launch cells are synced first (scripts/sync_launch_cells.py), each notebook runs in a fresh
 kernel from its own folder, and no per-run timing metadata is stored, so a re-run that changes
 nothing leaves the file unchanged (clean diffs).
 """
 
+import re
+import subprocess
 import sys
-import tempfile
 import time
+from collections import Counter
 
 import nbformat
 from nbconvert.preprocessors import ExecutePreprocessor
-from repo import notebooks
+from repo import ROOT, notebooks
 from sync_launch_cells import repository_url, sync_notebook
 
 
@@ -33,26 +38,41 @@ def execute(path, timeout=600):
     return seconds
 
 
-def time_only(path, timeout=600):
-    """Run a copy of the notebook in a scratch folder (nothing in the repository changes); seconds."""
-    nb = nbformat.read(path, as_version=4)
-    runner = ExecutePreprocessor(timeout=timeout, kernel_name="python3")
-    with tempfile.TemporaryDirectory() as scratch:
-        start = time.perf_counter()
-        runner.preprocess(nb, {"metadata": {"path": scratch}})
-        return time.perf_counter() - start
+def time_only(paths):
+    """Run the notebooks under pytest and nbval; print seconds per notebook (the sum of its cells'
+    setup, call and teardown, as ``--durations`` reports them) and return pytest's exit code."""
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--durations=0",
+               *[str(path.relative_to(ROOT)) for path in paths]]
+    start = time.perf_counter()
+    out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    seconds = Counter()
+    for line in out.stdout.splitlines():
+        found = re.match(r"([\d.]+)s (?:setup|call|teardown)\s+(\S+?\.ipynb)::", line)
+        if found:
+            seconds[found.group(2)] += float(found.group(1))
+    for path in paths:
+        print(f"{path.name}: {seconds[str(path.relative_to(ROOT))]:.1f} s")
+    summary = [line for line in out.stdout.splitlines() if re.search(r"\d+ (passed|failed)", line)]
+    print(f"total: {sum(seconds.values()):.1f} s; pytest: {summary[-1].strip('= ') if summary else '?'}; "
+          f"{wall:.1f} s with pytest's own start")
+    if out.returncode:
+        print(out.stdout[-3000:] + out.stderr[-2000:])
+    return out.returncode
 
 
 def main(args):
-    timing = "--time-only" in args
-    paths = [a for a in args if a != "--time-only"]
+    paths = [path.resolve() for path in notebooks([a for a in args if a != "--time-only"])]
+    if "--time-only" in args:
+        return time_only(paths)
     total = 0.0
-    for path in [p.resolve() for p in notebooks(paths)]:
-        seconds = time_only(path) if timing else execute(path)
+    for path in paths:
+        seconds = execute(path)
         total += seconds
         print(f"{path.name}: {seconds:.1f} s", flush=True)
     print(f"total: {total:.1f} s")
+    return 0
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main(sys.argv[1:]))

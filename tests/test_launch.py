@@ -287,3 +287,18 @@ def test_stored_widgets_show_their_text_where_the_widget_cannot_be_drawn(path):
         for output in outputs:
             first_line = "".join(output["data"]["text/plain"]).splitlines()[0]
             assert first_line.replace("<", "&lt;").replace(">", "&gt;")[:40] in html
+
+
+# --- run times: scripts/execute_notebooks.py --time-only -------------------------------------------------
+
+def test_time_only_runs_notebooks_under_nbval_and_prints_seconds_per_notebook():
+    """--time-only times what `pytest notebooks` runs (strict nbval), notebook by notebook."""
+    import re
+    import subprocess
+
+    out = subprocess.run([sys.executable, "scripts/execute_notebooks.py", "--time-only", "notebooks/00_welcome.ipynb"],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    seconds = re.search(r"^00_welcome\.ipynb: ([\d.]+) s$", out.stdout, re.M)
+    assert seconds and float(seconds.group(1)) > 0, out.stdout
+    assert re.search(r"^total: [\d.]+ s; pytest: \d+ passed", out.stdout, re.M), out.stdout
