@@ -53,11 +53,11 @@ PRETRAINED = {
                       _SERIES_RECIPE, "notebooks/05_training.ipynb", heldout=True),
     "vae_20d": Shipped("VAE", {**_MLP, "hidden": [400], "latent_dim": 20}, "mnist",
                        _SERIES_RECIPE, "scripts/train_models.py", heldout=True),
-    "conv_vae_mnist": Shipped("ConvVAE", _CONV, "mnist", {"epochs": 20, **_ADAM}, "scripts/train_conv_checkpoints.py"),
-    "conv_vae_fashion": Shipped("ConvVAE", _CONV, "fashion-mnist", {"epochs": 20, **_ADAM},
+    "conv_vae_mnist": Shipped("ConvVAE", _CONV, "mnist", _SERIES_RECIPE, "scripts/train_conv_checkpoints.py"),
+    "conv_vae_fashion": Shipped("ConvVAE", _CONV, "fashion-mnist", _SERIES_RECIPE,
                                 "scripts/train_conv_checkpoints.py"),
     "mlp_vae_fashion": Shipped("VAE", {**_MLP, "hidden": [400], "latent_dim": 20}, "fashion-mnist",
-                               {"epochs": 20, **_ADAM}, "scripts/train_conv_checkpoints.py"),
+                               _SERIES_RECIPE, "scripts/train_conv_checkpoints.py"),
 }
 
 
