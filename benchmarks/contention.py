@@ -24,9 +24,9 @@ The slowdown is (seconds per epoch beside the busy process) / (seconds per epoch
 for vaelib's configuration is at most 1.6x. Alone matters as much: sleeping at once never slows
 down beside a busy process because it is slow already (a wake-up in every parallel region).
 With ``--pairs``, each configuration also trains twice at once (two notebooks training side by side
-on one machine), and the slower of the two is reported against alone. Each measurement runs ``--steps`` steps or stops after
-``--budget`` seconds (a spinning configuration can be 10 to 50 times slower under load); the
-figure is the time per step actually measured, times 63.
+on one machine), and the slower of the two is reported against alone. Each measurement runs
+``--steps`` steps or stops after ``--budget`` seconds (a spinning configuration can be 10 to 50
+times slower under load); the figure is the time per step actually measured, times 63.
 
 Timings depend on everything else the machine runs: the load average is printed with the results,
 and on a machine shared with other jobs "alone" is only alone with respect to this benchmark's busy
@@ -153,7 +153,8 @@ def main():
     print(f"\nseconds per epoch of 8,000 digits (median of {args.repeats}), alone and beside one busy process"
           + (", and the slower of two trainings run at once" if args.pairs else ""))
     print(f"{'configuration':<16} {'threads':>7} {'wait settings':>29} {'alone':>7} {'beside busy':>12} "
-          f"{'slowdown':>9} {'CPU s alone':>12} {'CPU s beside':>13}" + (f" {'two at once':>12} {'slowdown':>9}" if args.pairs else ""))
+          f"{'slowdown':>9} {'CPU s alone':>12} {'CPU s beside':>13}"
+          + (f" {'two at once':>12} {'slowdown':>9}" if args.pairs else ""))
     for name, (alone, beside, count, policy, cpu_alone, cpu_beside, pair) in results.items():
         print(f"{name:<16} {count:>7} {policy:>29} {alone:>7.3f} {beside:>12.3f} {beside / alone:>8.2f}x "
               f"{cpu_alone:>12.3f} {cpu_beside:>13.3f}" + (f" {pair:>12.3f} {pair / alone:>8.2f}x" if pair else ""))
