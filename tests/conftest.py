@@ -5,19 +5,16 @@ does. To test one notebook with the same set-up, name this file as a plugin:
     python -m pytest -p tests.conftest notebooks/05_training.ipynb
 """
 
-import os
 from pathlib import Path
 
 #: The repository's root and its notebooks in order, for the tests that read files of the repository.
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
-# Let OpenMP's idle threads spin only briefly, then sleep (see vaelib/threads.py): set here, before
-# anything imports torch, for this process and every notebook kernel nbval starts (they inherit it).
-if "OMP_WAIT_POLICY" not in os.environ:
-    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
-    os.environ.setdefault("GOMP_SPINCOUNT", "1000")
-try:  # vaelib imports vaelib.threads before torch, which then knows the policy is in force here
+# Let OpenMP's idle threads spin only briefly, then sleep: importing vaelib before anything imports torch
+# runs vaelib.threads.set_wait_policy() first, for this process and every notebook kernel nbval starts
+# (they inherit the environment).
+try:
     import vaelib  # noqa: F401
 except Exception:  # a broken vaelib is reported by the tests that use it, not by the set-up
     pass
