@@ -31,17 +31,11 @@ def badge_markdown(url, notebook_name):
 
 
 def setup_source(url):
+    """Three lines: on Colab only, install vaelib from the repository (Colab's own torch, numpy and
+    ipywidgets stay). How torch's threads wait is vaelib's business (vaelib/threads.py), not the student's."""
     return (
-        "# Set-up. Everywhere: let torch's idle threads spin only briefly, then sleep (it must be set before\n"
-        "# torch is imported; on a shared machine spinning threads slow training several times over).\n"
-        "# On Colab: install vaelib from the repository, keeping Colab's own torch, numpy and ipywidgets.\n"
-        "import os\n"
         "import sys\n"
-        "\n"
-        'if "OMP_WAIT_POLICY" not in os.environ:  # unless you chose a policy yourself\n'
-        '    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"  # idle threads sleep (any OpenMP)...\n'
-        '    os.environ.setdefault("GOMP_SPINCOUNT", "1000")  # ...after ~10 microseconds (GNU OpenMP)\n'
-        'if "google.colab" in sys.modules:\n'
+        'if "google.colab" in sys.modules:  # on Colab: install vaelib (Colab\'s torch, numpy and ipywidgets stay)\n'
         f'    %pip install -q --no-deps "vaelib @ git+{url}"'
     )
 

@@ -19,6 +19,13 @@ try:
 except Exception:  # a broken vaelib is reported by the tests that use it, not by the set-up
     pass
 
+# Trained figures: nbval compares a cell that carries "tolerance" metadata within its bands (tests/tolerance.py).
+try:
+    from tolerance import install as install_tolerance  # pytest puts tests/ on sys.path for this conftest
+except ImportError:  # loaded as the plugin tests.conftest
+    from tests.tolerance import install as install_tolerance
+install_tolerance()
+
 #: Seconds nbval waits for each further output message of a cell once the cell has finished.
 #: nbval 0.11 fixes it at 5 s (IPyNbCell.output_timeout, set in its __init__; --nbval-cell-timeout does
 #: not change it), and on a loaded machine a training cell failed with "Timeout of 5 seconds exceeded

@@ -1,0 +1,81 @@
+"""The tolerance hook: a trained figure passes within its band and fails outside it, exact figures stay exact."""
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT
+from tolerance import ToleranceError, align, count_numbers, numbers
+
+
+def stream(text):
+    return {"output_type": "stream", "name": "stdout", "text": text}
+
+
+STORED = [stream("after 30 epochs: negative ELBO 142.2 (train), 146.9 (held out)\n")]
+
+
+def test_numbers_are_read_in_order_with_signs_and_thousands():
+    assert [v for _, _, v in numbers("1,890 steps, z in [-3.3, 4.0], 95 %")] == [1890, -3.3, 4.0, 95]
+    assert count_numbers(STORED) == 3
+
+
+def test_a_figure_within_its_band_is_written_as_stored():
+    fresh = [stream("after 30 epochs: negative ELBO 143.0 (train), 145.6 (held out)\n")]
+    assert align(fresh, STORED, [0, 1.5, 1.5]) == STORED
+
+
+def test_a_figure_outside_its_band_is_left_to_fail():
+    fresh = [stream("after 30 epochs: negative ELBO 142.2 (train), 148.5 (held out)\n")]
+    assert align(fresh, STORED, [0, 1.5, 1.5])[0]["text"].endswith("148.5 (held out)\n")
+
+
+def test_an_exact_figure_stays_exact():
+    fresh = [stream("after 29 epochs: negative ELBO 142.2 (train), 146.9 (held out)\n")]
+    assert "29 epochs" in align(fresh, STORED, [0, 1.5, 1.5])[0]["text"]
+
+
+def test_other_words_or_another_count_of_numbers_are_left_to_fail():
+    fresh = [stream("after 30 epochs: negative ELBO 142.2 (train)\n")]
+    assert align(fresh, STORED, [0, 1.5, 1.5]) == fresh
+
+
+def test_a_band_list_that_does_not_fit_the_stored_output_is_an_error():
+    with pytest.raises(ToleranceError, match="3 numbers"):
+        align(STORED, STORED, [1.5])
+    with pytest.raises(ToleranceError, match="bands >= 0"):
+        align(STORED, STORED, [0, -1, 1])
+
+
+CASES = [  # (what the cell prints now, its bands, whether nbval passes it); every cell stored "held out 146.9 nats"
+    ("held out 146.0 nats", [1.5], True),       # within the band
+    ("held out 148.5 nats", [1.5], False),      # outside it
+    ("held out 146.9 nats", [0], True),         # exact and equal
+    ("held out 147.0 nats", [0], False),        # exact and different
+    ("held out 146.9 nats", [1.5, 1], False),   # a band list that does not fit the stored output
+    ("held out 146.9 nats", None, True),        # no metadata: compared as nbval always does
+    ("held out 146.8 nats", None, False),
+]
+
+
+def test_nbval_with_this_conftest_applies_the_bands(tmp_path):
+    """The hook as nbval runs it: a notebook whose cells stored 146.9 and now print other figures."""
+    cells = [{"cell_type": "code", "execution_count": i + 1, "id": f"case{i}",
+              "metadata": {} if bands is None else {"tolerance": bands},
+              "source": [f"print({printed!r})"], "outputs": [stream("held out 146.9 nats\n")]}
+             for i, (printed, bands, _) in enumerate(CASES)]
+    nb = {"cells": cells, "nbformat": 4, "nbformat_minor": 5,
+          "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}}
+    path = tmp_path / "trained.ipynb"
+    path.write_text(json.dumps(nb))
+    run = subprocess.run([sys.executable, "-m", "pytest", "-p", "tests.conftest", "--nbval", "--nbval-current-env",
+                          "-p", "no:cacheprovider", "-rA", "--rootdir", str(tmp_path), str(path)],
+                         cwd=ROOT, capture_output=True, text=True)
+    verdicts = {int(cell): verdict for verdict, cell in re.findall(r"(PASSED|FAILED) \S*trained\.ipynb::Cell (\d+)",
+                                                                   run.stdout)}
+    first = min(verdicts, default=0)   # nbval 0.11 numbers cells from 0; later releases from 1
+    for i, (printed, bands, passes) in enumerate(CASES):
+        assert verdicts.get(first + i) == ("PASSED" if passes else "FAILED"), \
+            f"cell printing {printed!r} with bands {bands}\n{run.stdout[-3000:]}"
