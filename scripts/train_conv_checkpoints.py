@@ -37,12 +37,17 @@ def train(name):
     model = train_from_recipe(name)
     epochs = PRETRAINED[name].fit["epochs"]
     seconds = time.perf_counter() - start
-    x_test, _ = LOADERS[PRETRAINED[name].data]("test")
+    x_test, _ = LOADERS[PRETRAINED[name].data]("test", binarize=PRETRAINED[name].fit.get("binarize", False))
+    path = vaelib.save_checkpoint(model, TARGET / f"{name}.pt", dtype=torch.float16)
+    model = vaelib.load_checkpoint(path)          # score the float16 weights that ship
     torch.manual_seed(0)
     test_loss = vaelib.evaluate(model, x_test)["loss"]
+    torch.manual_seed(1234)
+    iwae = vaelib.iwae_log_likelihood(model, x_test, k=1000).mean().item()
     path = vaelib.save_checkpoint(model, TARGET / f"{name}.pt", dtype=torch.float16, test_loss=round(test_loss, 1),
-                                  epochs=epochs)
-    print(f"{name}: {epochs} epochs, {seconds / epochs:.1f} s/epoch, test negative ELBO {test_loss:.1f} "
+                                  iwae=round(iwae, 1), epochs=epochs)
+    print(f"{name}: {epochs} epochs, {seconds / epochs:.1f} s/epoch, test negative ELBO {test_loss:.1f}, "
+          f"IWAE (k = 1000) log p(x) {iwae:.1f} "
           f"-> {path.relative_to(ROOT)} ({path.stat().st_size / 1024:.0f} KB)", flush=True)
     return path
 

@@ -2,7 +2,7 @@
 
 Read it after the notebooks, one module at a time:
 
-* ``data``   -- MNIST: a bundled offline subset, and the full set on request
+* ``data``   -- MNIST: a bundled offline subset, the full set on request, and binarized digits
 * ``models`` -- ``Model`` (what every model provides), ``Autoencoder``, ``VAE``, ``ConvVAE``, ``ConditionalVAE``
 * ``losses`` -- reconstruction log-likelihoods, KL to N(0, I), negative ELBO, IWAE estimate
 * ``train``  -- ``fit`` and ``evaluate``
@@ -11,7 +11,7 @@ Read it after the notebooks, one module at a time:
 * ``environment`` -- ``seed_everything``, ``check_environment``
 * ``exercises`` -- the checks of each notebook's exercises
 * ``pretrained`` -- the one registry of the checkpoints that ship with vaelib, and what makes each
-* ``judge``  -- ``nearest_digit``: one criterion for what a decoded image looks like
+* ``judge``  -- a small classifier, validated: what an image looks like, whether it is a digit, set-level scores
 * ``report`` -- ``approx``: print a trained figure with its tolerance, checked
 * ``render`` -- pictures as arrays and PNG bytes: tiles, the latent map, a model's decoded digits
 * ``widgets`` -- the live explorers of notebooks 06, 07 and 09: sliders -> decoded digits as PNG bytes

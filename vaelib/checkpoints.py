@@ -13,10 +13,11 @@ from pathlib import Path
 
 import torch
 
-from .models import VAE, Autoencoder, ConditionalVAE, ConvVAE, Model
+from .judge import DigitClassifier
+from .models import VAE, Autoencoder, ConditionalVAE, ConvVAE
 
 # The classes a checkpoint may name. A plain dict: checkpoints never run code.
-MODEL_CLASSES = {cls.__name__: cls for cls in (Autoencoder, VAE, ConvVAE, ConditionalVAE)}
+MODEL_CLASSES = {cls.__name__: cls for cls in (Autoencoder, VAE, ConvVAE, ConditionalVAE, DigitClassifier)}
 
 
 def default_file_mode():
@@ -55,7 +56,7 @@ def save_checkpoint(model, path, dtype=None, **extra):
         extra: small plain values to keep alongside (e.g. ``test_loss=98.4``).
     """
     name = type(model).__name__
-    if not isinstance(model, Model) or name not in MODEL_CLASSES:
+    if name not in MODEL_CLASSES:
         raise TypeError(f"can only save {sorted(MODEL_CLASSES)}, got {name}")
     state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().cpu()
              for k, v in model.state_dict().items()}

@@ -80,7 +80,25 @@ def default_cache_dir(dataset="mnist"):
     return Path(os.environ.get("VAELIB_DATA", Path.home() / ".cache" / "vaelib")) / dataset
 
 
-def load_mnist(split="train", source="bundled", flatten=True, cache_dir=None, mirrors=MIRRORS):
+#: The seed of the one fixed binarization ``binarize=True`` gives (the same draw for every notebook and script).
+BINARIZE_SEED = 0
+
+
+def binarize(images, generator=None):
+    """A binarized copy of grey images: each pixel is ink (1) with the probability its grey level gives.
+
+    A grey MNIST digit is read as the probability of ink at each pixel; a binarized digit is one draw
+    from it, an image a Bernoulli likelihood can produce. ``images``: floats in [0, 1], any shape.
+    Returns a float tensor of 0s and 1s of the same shape (use a seeded ``generator`` for a fixed draw).
+    """
+    if not torch.is_tensor(images) or not images.is_floating_point():
+        raise TypeError("expected a floating-point tensor of grey levels in [0, 1]")
+    if images.numel() and (images.min() < 0 or images.max() > 1):
+        raise ValueError("expected grey levels in [0, 1] (the probability of ink), got values outside")
+    return torch.bernoulli(images, generator=generator)
+
+
+def load_mnist(split="train", source="bundled", flatten=True, cache_dir=None, mirrors=MIRRORS, binarize=False):
     """Load MNIST digits and their labels.
 
     Args:
@@ -90,23 +108,31 @@ def load_mnist(split="train", source="bundled", flatten=True, cache_dir=None, mi
         flatten: ``True`` for images of shape ``(N, 784)``, ``False`` for ``(N, 1, 28, 28)``.
         cache_dir: download folder for ``source="full"`` (default: :func:`default_cache_dir`).
         mirrors: base URLs tried in order for ``source="full"``.
+        binarize: ``False`` for the grey digits; ``True`` for one fixed binarization of them (a
+            Bernoulli draw of every pixel, seeded with ``BINARIZE_SEED``: the same digits every call).
+            Score a Bernoulli model on these; train it with ``fit(..., binarize=True)``, which draws a
+            fresh binarization of the grey training digits every epoch.
 
     Returns:
-        ``(images, labels)``: float32 images in [0, 1] and int64 labels in 0..9.
+        ``(images, labels)``: float32 images in [0, 1] (0s and 1s if binarized) and int64 labels in 0..9.
     """
-    return _load(split, source, flatten, cache_dir, mirrors, "mnist", BUNDLED_FILE, BUNDLED_SHA256, MNIST_MD5)
+    return _load(split, source, flatten, cache_dir, mirrors, "mnist", BUNDLED_FILE, BUNDLED_SHA256, MNIST_MD5,
+                 binarize)
 
 
-def load_fashion_mnist(split="train", source="bundled", flatten=True, cache_dir=None, mirrors=FASHION_MIRRORS):
-    """Load Fashion-MNIST images and labels, exactly as :func:`load_mnist` loads digits.
+def load_fashion_mnist(split="train", source="bundled", flatten=True, cache_dir=None, mirrors=FASHION_MIRRORS,
+                       binarize=False):
+    """Load Fashion-MNIST images and labels, exactly as :func:`load_mnist` loads digits (``binarize`` too).
 
     Bundled: 5,000 train / 1,000 test images; full: 60,000 / 10,000. Class names: ``FASHION_CLASSES``.
     """
     return _load(split, source, flatten, cache_dir, mirrors, "fashion-mnist",
-                 FASHION_BUNDLED_FILE, FASHION_BUNDLED_SHA256, FASHION_MD5)
+                 FASHION_BUNDLED_FILE, FASHION_BUNDLED_SHA256, FASHION_MD5, binarize)
 
 
-def _load(split, source, flatten, cache_dir, mirrors, dataset, bundled_file, bundled_sha256, md5):
+def _load(split, source, flatten, cache_dir, mirrors, dataset, bundled_file, bundled_sha256, md5, binary=False):
+    if binary not in (True, False):
+        raise ValueError(f"binarize must be True or False, got {binary!r}")
     if split not in ("train", "test"):
         raise ValueError(f'split must be "train" or "test", got {split!r}')
     if source == "bundled":
@@ -121,7 +147,10 @@ def _load(split, source, flatten, cache_dir, mirrors, dataset, bundled_file, bun
                              f"holds {labels.shape[0]} labels")
     else:
         raise ValueError(f'source must be "bundled" or "full", got {source!r}')
-    return to_tensors(images, labels, flatten)
+    x, y = to_tensors(images, labels, flatten)
+    if binary:
+        x = binarize(x, torch.Generator().manual_seed(BINARIZE_SEED))
+    return x, y
 
 
 def to_tensors(images, labels, flatten=True):

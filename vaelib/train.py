@@ -128,7 +128,7 @@ def make_scheduler(optimizer, schedule, total_steps):
 
 
 def fit(model, train_data, test_data=None, epochs=10, batch_size=128, lr=1e-3, beta=1.0,
-        device=None, optimizer=None, history=None, progress=True, schedule=None):
+        device=None, optimizer=None, history=None, progress=True, schedule=None, binarize=False):
     """Train ``model`` by minimizing the batch mean of ``model.loss(x, beta)["loss"]`` with Adam.
 
     Args:
@@ -144,6 +144,11 @@ def fit(model, train_data, test_data=None, epochs=10, batch_size=128, lr=1e-3, b
         progress: show a tqdm progress bar.
         schedule: how the learning rate moves over this call's steps, stepped after every batch:
             ``None`` (constant), ``"cosine"``, ``"onecycle"`` or a function (see :func:`make_scheduler`).
+        binarize: ``True`` to train on *dynamically binarized* images (Burda et al. 2015): every epoch
+            draws a fresh binarization of the grey training images (each pixel ink with its grey
+            level's probability), so the model is fitted to binary images a Bernoulli can produce and
+            sees a new draw of each digit every time. ``test_data`` is scored as given: pass a fixed
+            binarization (``load_mnist("test", binarize=True)``).
 
     Returns:
         history: dict of lists, one entry per epoch: ``"epoch"``, ``"train_loss"``,
@@ -156,6 +161,10 @@ def fit(model, train_data, test_data=None, epochs=10, batch_size=128, lr=1e-3, b
     images, labels = _split_data(train_data, "train_data", model)
     if test_data is not None:
         _split_data(test_data, "test_data", model)  # check it now, not after the first epoch
+    if binarize not in (True, False):
+        raise ValueError(f"binarize must be True or False, got {binarize!r}")
+    if binarize and (images.min() < 0 or images.max() > 1):
+        raise ValueError("binarize=True needs grey levels in [0, 1] (the probability of ink)")
     if epochs < 0 or batch_size < 1 or lr <= 0:
         raise ValueError(f"need epochs >= 0, batch_size >= 1 and lr > 0, "
                          f"got epochs={epochs}, batch_size={batch_size}, lr={lr}")
@@ -181,11 +190,12 @@ def fit(model, train_data, test_data=None, epochs=10, batch_size=128, lr=1e-3, b
             model.train()
             totals = {}
             order = torch.randperm(len(images), device=device)
+            epoch_images = torch.bernoulli(images) if binarize else images   # a fresh draw every epoch
             for start in range(0, len(images), batch_size):
                 step += 1
                 rows = order[start:start + batch_size]
                 y = None if labels is None else labels.index_select(0, rows)
-                parts = model.loss(images.index_select(0, rows), beta, labels=y)
+                parts = model.loss(epoch_images.index_select(0, rows), beta, labels=y)
                 loss = parts["loss"].mean()
                 if check_every_step and not torch.isfinite(loss):
                     raise FloatingPointError(
