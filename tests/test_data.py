@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+import vaelib
 from vaelib import checkpoints, data
 
 # Digits per class in MNIST's official test set (t10k), from which the bundled subset is drawn.
@@ -386,3 +387,25 @@ def test_default_cache_dir(monkeypatch, tmp_path):
     monkeypatch.setenv("VAELIB_DATA", str(tmp_path))
     assert data.default_cache_dir() == tmp_path / "mnist"
     assert data.default_cache_dir("fashion-mnist") == tmp_path / "fashion-mnist"
+
+
+def test_binarize_true_gives_one_fixed_draw_of_zeros_and_ones():
+    grey, labels = vaelib.load_mnist("test")
+    binary, same_labels = vaelib.load_mnist("test", binarize=True)
+    assert torch.equal(labels, same_labels) and binary.shape == grey.shape
+    assert set(binary.unique().tolist()) == {0.0, 1.0}
+    assert torch.equal(binary, vaelib.load_mnist("test", binarize=True)[0]), "the same draw every call"
+    assert binary[grey == 0].sum() == 0 and binary[grey == 1].min() == 1, "paper stays paper, full ink stays ink"
+    assert abs(binary.mean().item() - grey.mean().item()) < 0.005, "ink with the grey level's probability"
+    assert torch.equal(vaelib.load_mnist("test", flatten=False, binarize=True)[0].reshape(-1, 784), binary)
+    fashion = vaelib.load_fashion_mnist("test", binarize=True)[0]
+    assert set(fashion.unique().tolist()) == {0.0, 1.0}
+
+
+def test_binarize_rejects_what_is_not_a_grey_level():
+    with pytest.raises(ValueError, match="binarize must be True or False"):
+        vaelib.load_mnist("test", binarize="yes")
+    with pytest.raises(ValueError, match=r"grey levels in \[0, 1\]"):
+        vaelib.data.binarize(torch.full((2, 784), 255.0))
+    with pytest.raises(TypeError, match="floating-point"):
+        vaelib.data.binarize(torch.zeros(2, 784, dtype=torch.uint8))

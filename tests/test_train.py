@@ -292,3 +292,25 @@ def test_pick_device(monkeypatch):
     assert train.pick_device() == torch.device("mps")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert train.pick_device() == torch.device("cuda")
+
+
+def test_fit_with_binarize_draws_a_fresh_binarization_every_epoch(monkeypatch):
+    seen = []
+    model = vaelib.VAE(hidden=(8,), latent_dim=2)
+    original = model.loss
+
+    def spy(x, beta=1.0, labels=None):
+        seen.append(x.detach().clone())
+        return original(x, beta, labels=labels)
+
+    monkeypatch.setattr(model, "loss", spy)
+    grey = torch.full((16, 784), 0.5)
+    vaelib.seed_everything(0)
+    vaelib.fit(model, grey, epochs=2, batch_size=16, device="cpu", progress=False, binarize=True)
+    first, second = seen
+    assert set(first.unique().tolist()) == {0.0, 1.0} and not torch.equal(first, second)
+    with pytest.raises(ValueError, match="binarize must be True or False"):
+        vaelib.fit(model, grey, epochs=1, device="cpu", progress=False, binarize=1)
+    with pytest.raises(ValueError, match=r"grey levels in \[0, 1\]"):
+        vaelib.fit(vaelib.VAE(hidden=(8,), latent_dim=2, likelihood="gaussian"), grey * 3, epochs=1, device="cpu",
+                   progress=False, binarize=True)

@@ -131,7 +131,7 @@ def load_fashion_mnist(split="train", source="bundled", flatten=True, cache_dir=
 
 
 def _load(split, source, flatten, cache_dir, mirrors, dataset, bundled_file, bundled_sha256, md5, binary=False):
-    if binary not in (True, False):
+    if not isinstance(binary, bool):
         raise ValueError(f"binarize must be True or False, got {binary!r}")
     if split not in ("train", "test"):
         raise ValueError(f'split must be "train" or "test", got {split!r}')

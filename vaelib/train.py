@@ -161,7 +161,7 @@ def fit(model, train_data, test_data=None, epochs=10, batch_size=128, lr=1e-3, b
     images, labels = _split_data(train_data, "train_data", model)
     if test_data is not None:
         _split_data(test_data, "test_data", model)  # check it now, not after the first epoch
-    if binarize not in (True, False):
+    if not isinstance(binarize, bool):
         raise ValueError(f"binarize must be True or False, got {binarize!r}")
     if binarize and (images.min() < 0 or images.max() > 1):
         raise ValueError("binarize=True needs grey levels in [0, 1] (the probability of ink)")
