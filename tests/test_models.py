@@ -221,12 +221,6 @@ def test_vae_sample():
     assert 0 <= samples.min() and samples.max() <= 1
 
 
-@pytest.mark.parametrize("n, temperature", [(0, 1.0), (-1, 1.0), (3, -0.5)])
-def test_vae_sample_bad_arguments(n, temperature):
-    with pytest.raises(ValueError, match="need n >= 1 and temperature >= 0"):
-        vaelib.VAE(hidden=(8,)).sample(n, temperature)
-
-
 def test_vae_custom_input_dim():
     model = vaelib.VAE(input_dim=10, hidden=(6,), latent_dim=2)
     assert model(torch.rand(3, 10))[0].shape == (3, 10)
@@ -324,3 +318,24 @@ def test_a_gaussian_model_takes_any_finite_values(x):
     assert torch.isfinite(model.loss(x * 255)["loss"]).all()
     with pytest.raises(ValueError, match="NaN or infinity"):
         model.loss(torch.full((2, 784), float("nan")))
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda: vaelib.VAE(latent_dim=0), "latent_dim must be a whole number >= 1, got 0"),
+    (lambda: vaelib.VAE(hidden=(2.5,)), "each of hidden must be a whole number >= 1, got 2.5"),
+    (lambda: vaelib.VAE(hidden=256), r"hidden must be a list of sizes, e.g. \[256\], got 256"),
+    (lambda: vaelib.Autoencoder([784, 0, 2]), "each of sizes must be a whole number >= 1, got 0"),
+    (lambda: vaelib.ConvVAE(channels=(0, 4)), "each of channels must be a whole number >= 1, got 0"),
+    (lambda: vaelib.ConvVAE(latent_dim=-1), "latent_dim must be a whole number >= 1"),
+    (lambda: vaelib.ConditionalVAE(num_classes=1), "needs num_classes >= 2, got 1"),
+    (lambda: vaelib.VAE(input_dim=0), "input_dim must be a whole number >= 1"),
+])
+def test_sizes_that_cannot_make_a_model_are_refused_by_name(build, message):
+    with pytest.raises(ValueError, match=message):
+        build()
+
+
+@pytest.mark.parametrize("n, temperature", [(0, 1.0), (-1, 1.0), (2.5, 1.0), (3, -1.0), (3, float("nan")), (3, float("inf"))])
+def test_sample_refuses_counts_and_temperatures_that_mean_nothing(n, temperature):
+    with pytest.raises(ValueError, match="whole number n >= 1 and a finite temperature >= 0"):
+        vaelib.VAE(hidden=(8,)).sample(n, temperature=temperature)

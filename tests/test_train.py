@@ -314,3 +314,22 @@ def test_fit_with_binarize_draws_a_fresh_binarization_every_epoch(monkeypatch):
     with pytest.raises(ValueError, match=r"grey levels in \[0, 1\]"):
         vaelib.fit(vaelib.VAE(hidden=(8,), latent_dim=2, likelihood="gaussian"), grey * 3, epochs=1, device="cpu",
                    progress=False, binarize=True)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"epochs": 1.5}, "epochs must be a whole number, got 1.5"),
+    ({"batch_size": 0}, "need epochs >= 0, batch_size >= 1"),
+    ({"lr": float("nan")}, "lr > 0"),
+    ({"beta": -1.0}, r"beta \(the weight of the KL term\) must be a finite number >= 0, got -1.0"),
+    ({"beta": float("nan")}, "beta"),
+])
+def test_fit_refuses_settings_that_mean_nothing(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        vaelib.fit(vaelib.VAE(hidden=(8,)), torch.rand(4, 784), device="cpu", progress=False, **{"epochs": 1, **kwargs})
+
+
+def test_evaluate_refuses_a_batch_size_or_beta_that_means_nothing():
+    with pytest.raises(ValueError, match="batch_size must be a whole number >= 1, got 0"):
+        vaelib.evaluate(vaelib.VAE(hidden=(8,)), torch.rand(3, 784), batch_size=0)
+    with pytest.raises(ValueError, match="beta"):
+        vaelib.evaluate(vaelib.VAE(hidden=(8,)), torch.rand(3, 784), beta=-2)

@@ -46,6 +46,21 @@ def mlp(sizes, activate_last=False):
     return nn.Sequential(*layers)
 
 
+def _size(name, value):
+    """``value`` as an int size >= 1, or a ValueError that names it (2.5 units or 0 of them make no model)."""
+    if isinstance(value, bool) or not (isinstance(value, int) or (hasattr(value, "is_integer") and value.is_integer())) \
+            or value < 1:
+        raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+    return int(value)
+
+
+def _sizes(name, values):
+    """A list of sizes (see :func:`_size`), e.g. hidden layer widths."""
+    if isinstance(values, (int, float)) or not hasattr(values, "__iter__"):
+        raise ValueError(f"{name} must be a list of sizes, e.g. [256], got {values!r}")
+    return [_size(f"each of {name}", v) for v in values]
+
+
 def _check_choice(name, value, choices):
     if value not in choices:
         raise ValueError(f"{name} must be one of {choices}, got {value!r}")
@@ -131,8 +146,9 @@ class Model(nn.Module):
     def sample(self, n, temperature=1.0, labels=None):
         """``n`` new images ``(n, D)`` in [0, 1], decoded from z ~ N(0, temperature^2 I) (with ``n`` labels
         for a conditional model). An autoencoder has no prior: its "samples" show what N(0, I) codes decode to."""
-        if n < 1 or temperature < 0:
-            raise ValueError(f"need n >= 1 and temperature >= 0, got n={n}, temperature={temperature}")
+        if isinstance(n, bool) or not hasattr(n, "__index__") or n < 1 or not 0 <= temperature < float("inf"):
+            raise ValueError(f"need a whole number n >= 1 and a finite temperature >= 0, got n={n!r}, "
+                             f"temperature={temperature!r}")
         device = next(self.parameters()).device
         return self.decode_images(temperature * torch.randn(n, self.latent_dim, device=device), labels)
 
@@ -148,7 +164,7 @@ class Autoencoder(Model):
     variational = False
 
     def __init__(self, sizes=(784, 256, 2), likelihood="bernoulli"):
-        super().__init__(sizes=[int(s) for s in sizes], likelihood=likelihood)
+        super().__init__(sizes=_sizes("sizes", sizes), likelihood=likelihood)
 
     def networks(self, sizes, likelihood):
         return mlp(sizes), mlp(sizes[::-1])
@@ -237,8 +253,8 @@ class VAE(Model):
     """
 
     def __init__(self, input_dim=784, hidden=(256,), latent_dim=2, head="softplus", likelihood="bernoulli"):
-        super().__init__(input_dim=int(input_dim), hidden=[int(h) for h in hidden], latent_dim=int(latent_dim),
-                         head=head, likelihood=likelihood)
+        super().__init__(input_dim=_size("input_dim", input_dim), hidden=_sizes("hidden", hidden),
+                         latent_dim=_size("latent_dim", latent_dim), head=head, likelihood=likelihood)
 
     def networks(self, input_dim, hidden, latent_dim, head, likelihood):
         return GaussianEncoder([input_dim, *hidden], latent_dim, head), Decoder(latent_dim, [*hidden[::-1], input_dim])
@@ -319,10 +335,11 @@ class ConvVAE(VAE):
     """
 
     def __init__(self, latent_dim=20, channels=(32, 64), head="softplus", likelihood="bernoulli"):
-        channels = [int(c) for c in channels]
+        channels = _sizes("channels", channels)
         if len(channels) != 2:
             raise ValueError(f"channels must be two numbers (first and second convolution), got {channels}")
-        Model.__init__(self, latent_dim=int(latent_dim), channels=channels, head=head, likelihood=likelihood)
+        Model.__init__(self, latent_dim=_size("latent_dim", latent_dim), channels=channels, head=head,
+                       likelihood=likelihood)
 
     def networks(self, latent_dim, channels, head, likelihood):
         return ConvGaussianEncoder(latent_dim, channels, head), ConvDecoder(latent_dim, channels)
@@ -355,8 +372,11 @@ class ConditionalVAE(VAE):
 
     def __init__(self, num_classes=10, input_dim=784, hidden=(256,), latent_dim=2, head="softplus",
                  likelihood="bernoulli"):
-        Model.__init__(self, num_classes=int(num_classes), input_dim=int(input_dim), hidden=[int(h) for h in hidden],
-                       latent_dim=int(latent_dim), head=head, likelihood=likelihood)
+        if _size("num_classes", num_classes) < 2:
+            raise ValueError(f"a conditional model needs num_classes >= 2, got {num_classes}")
+        Model.__init__(self, num_classes=int(num_classes), input_dim=_size("input_dim", input_dim),
+                       hidden=_sizes("hidden", hidden), latent_dim=_size("latent_dim", latent_dim), head=head,
+                       likelihood=likelihood)
 
     def networks(self, num_classes, input_dim, hidden, latent_dim, head, likelihood):
         return (GaussianEncoder([input_dim + num_classes, *hidden], latent_dim, head),

@@ -55,6 +55,15 @@ def _on_device(data, device):
     return data.to(device) if torch.is_tensor(data) else data
 
 
+def _check_beta(beta):
+    try:
+        ok = math.isfinite(float(beta)) and float(beta) >= 0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"beta (the weight of the KL term) must be a finite number >= 0, got {beta!r}")
+
+
 @torch.no_grad()
 def evaluate(model, data, beta=1.0, batch_size=1000):
     """Mean of each loss term of ``model.loss`` over ``data`` (images or ``(images, labels)``).
@@ -66,6 +75,9 @@ def evaluate(model, data, beta=1.0, batch_size=1000):
         dict of floats in nats per example, e.g. ``{"loss": 140.2, "recon": 134.0, "kl": 6.2}``.
     """
     images, labels = _split_data(data, "data", model)
+    _check_beta(beta)
+    if isinstance(batch_size, bool) or not hasattr(batch_size, "__index__") or batch_size < 1:
+        raise ValueError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
     device = next(model.parameters()).device
     images = images.to(device)
     labels = None if labels is None else labels.to(device)
@@ -165,7 +177,12 @@ def fit(model, train_data, test_data=None, epochs=10, batch_size=128, lr=1e-3, b
         raise ValueError(f"binarize must be True or False, got {binarize!r}")
     if binarize and (images.min() < 0 or images.max() > 1):
         raise ValueError("binarize=True needs grey levels in [0, 1] (the probability of ink)")
-    if epochs < 0 or batch_size < 1 or lr <= 0:
+    _check_beta(beta)
+    whole = [(name, v) for name, v in (("epochs", epochs), ("batch_size", batch_size))
+             if isinstance(v, bool) or not hasattr(v, "__index__")]
+    if whole:
+        raise ValueError(f"{whole[0][0]} must be a whole number, got {whole[0][1]!r}")
+    if epochs < 0 or batch_size < 1 or not lr > 0:
         raise ValueError(f"need epochs >= 0, batch_size >= 1 and lr > 0, "
                          f"got epochs={epochs}, batch_size={batch_size}, lr={lr}")
     home = next(model.parameters()).device
