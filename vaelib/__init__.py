@@ -12,14 +12,13 @@ Read it after the notebooks, one module at a time:
 * ``exercises`` -- the checks of each notebook's exercises
 * ``pretrained`` -- the one registry of the checkpoints that ship with vaelib, and what makes each
 * ``judge``  -- a small classifier, validated: what an image looks like, whether it is a digit, set-level scores
-* ``report`` -- ``approx``: print a trained figure with its tolerance, checked
 * ``render`` -- pictures as arrays and PNG bytes: tiles, the latent map, a model's decoded digits
 * ``widgets`` -- the live explorers of notebooks 06, 07 and 09: sliders -> decoded digits as PNG bytes
 """
 
 from . import threads  # first, before torch loads: OpenMP's idle threads spin briefly, then sleep (see threads.py)
-from . import (checkpoints, data, environment, exercises, judge, losses, models, plots, pretrained, render, report,
-               train, widgets)
+from . import (checkpoints, data, environment, exercises, judge, losses, models, plots, pretrained, render, train,
+               widgets)
 from .checkpoints import load_checkpoint, save_checkpoint
 from .data import load_fashion_mnist, load_mnist
 from .environment import check_environment, seed_everything
@@ -27,15 +26,13 @@ from .losses import (bernoulli_log_likelihood, gaussian_log_likelihood, iwae_log
                      kl_to_standard_normal, negative_elbo)
 from .models import VAE, Autoencoder, ConditionalVAE, ConvVAE, Decoder, GaussianEncoder, Model
 from .pretrained import load_pretrained, pretrained_path
-from .report import approx
 from .train import evaluate, fit, pick_device
 
 __version__ = "0.1.0"
 
 __all__ = [
     "checkpoints", "data", "environment", "exercises", "judge", "losses", "models", "plots", "pretrained", "render",
-    "report", "train", "widgets",
-    "approx",
+    "train", "widgets",
     "load_fashion_mnist", "load_mnist",
     "bernoulli_log_likelihood", "gaussian_log_likelihood", "iwae_log_likelihood",
     "kl_to_standard_normal", "negative_elbo",
