@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def python(code, **env_changes):
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_NUM_THREADS")}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME", "OMP_NUM_THREADS")}
     env.update(env_changes)
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
                           check=True).stdout.split()
@@ -24,11 +25,14 @@ VAELIB = "PASSIVE, GOMP_SPINCOUNT=1000"
 
 
 def test_importing_vaelib_before_torch_sets_the_wait_settings_and_after_cannot():
-    code = "import vaelib, os; print(os.environ['OMP_WAIT_POLICY'], os.environ['GOMP_SPINCOUNT']); " \
-           "print(vaelib.threads.wait_policy())"
-    assert python(code) == ["PASSIVE", "1000", *VAELIB.split()]
-    # torch first: too late for OpenMP, and wait_policy says so (it reads the initial environment)
+    code = "import vaelib, os; print(os.environ['OMP_WAIT_POLICY'], os.environ['GOMP_SPINCOUNT'], " \
+           "os.environ['KMP_BLOCKTIME']); print(vaelib.threads.wait_policy())"
+    assert python(code) == ["PASSIVE", "1000", "1", *VAELIB.split()]
+    # torch first: too late for OpenMP, and wait_policy says so
     assert python("import torch, vaelib; print(vaelib.threads.wait_policy())") == ["default"]
+    # a policy set in the process before torch loaded (a cell of the user's own) is reported as in force
+    code = "import os; os.environ['OMP_WAIT_POLICY'] = 'passive'; import torch, vaelib; print(vaelib.threads.wait_policy())"
+    assert python(code) == ["PASSIVE"]
 
 
 def test_a_policy_or_spin_count_chosen_by_the_user_is_kept(monkeypatch):

@@ -9,8 +9,10 @@ but a training step runs hundreds of short parallel regions and pays a wake-up i
 machine of its own runs small models almost half as fast.
 
 So vaelib lets idle threads spin briefly and then sleep: ``GOMP_SPINCOUNT=1000`` (about 10
-microseconds of polling; GNU OpenMP lets it override the policy) with ``OMP_WAIT_POLICY=PASSIVE`` for
-the OpenMP runtimes that do not read ``GOMP_SPINCOUNT``. ``benchmarks/contention.py`` prints, side by
+microseconds of polling; GNU OpenMP lets it override the policy), ``KMP_BLOCKTIME=1`` for LLVM's
+OpenMP (macOS builds of torch; it does not read ``GOMP_SPINCOUNT``, and 1 ms is the shortest spin it
+takes in every version, against its default of 200 ms), and ``OMP_WAIT_POLICY=PASSIVE`` for the
+runtimes that read neither. Only GNU OpenMP was measured (Linux); the LLVM setting is not. ``benchmarks/contention.py`` prints, side by
 side, the seconds per training epoch alone and beside one busy process for these settings, for
 spinning and sleeping threads, and for one thread. It uses at most two threads, never more than the
 CPUs this process may really use (its CPU affinity and its cgroup CPU quota, as on Binder or in a
@@ -19,13 +21,13 @@ container, where ``os.cpu_count()`` shows the whole host).
 OpenMP reads these variables once, when torch's shared libraries load (``import torch``); setting
 them later changes nothing. They are set, unless you chose ``OMP_WAIT_POLICY`` yourself:
 
-* when ``vaelib`` is imported before ``torch`` (``vaelib/__init__.py`` imports this module first);
-* by the first code cell of every notebook (the set-up cell), before anything imports torch;
+* when ``vaelib`` is imported before ``torch`` (``vaelib/__init__.py`` imports this module first; the
+  notebooks import vaelib before torch);
 * by the test suite (``tests/conftest.py``), so every notebook kernel the tests start inherits them;
 * on Binder by the ``start`` script.
 
 Elsewhere, set them yourself before starting Python or Jupyter:
-``export OMP_WAIT_POLICY=PASSIVE GOMP_SPINCOUNT=1000``.
+``export OMP_WAIT_POLICY=PASSIVE GOMP_SPINCOUNT=1000 KMP_BLOCKTIME=1``.
 
 How threads wait never changes a result. The thread count does (it splits float sums differently),
 so it depends only on the machine, never on the load: results stay bit-identical run to run on one
@@ -41,11 +43,14 @@ import sys
 #: GNU OpenMP first lets them poll this many times (its GOMP_SPINCOUNT takes precedence over the policy).
 WAIT_POLICY = "PASSIVE"
 SPIN_COUNT = "1000"
+#: LLVM's OpenMP (libomp, macOS): milliseconds an idle thread spins before it sleeps (its default: 200).
+BLOCK_TIME = "1"
 #: The most threads vaelib uses by default: small MLPs gain little from more, and two threads give
 #: the same results on every machine with at least two CPUs.
 MAX_THREADS = 2
 
-_TORCH_LOADED_FIRST = "torch" in sys.modules
+#: If torch loaded before vaelib, the wait settings as they were then (vaelib's own come too late for it).
+_BEFORE_VAELIB = dict(os.environ) if "torch" in sys.modules else None
 
 
 def set_wait_policy():
@@ -59,6 +64,7 @@ def set_wait_policy():
     if "OMP_WAIT_POLICY" not in os.environ:
         os.environ["OMP_WAIT_POLICY"] = WAIT_POLICY
         os.environ.setdefault("GOMP_SPINCOUNT", SPIN_COUNT)
+        os.environ.setdefault("KMP_BLOCKTIME", BLOCK_TIME)
     return _describe(os.environ)
 
 
@@ -70,26 +76,15 @@ def _describe(environment):
     return f"{text}, GOMP_SPINCOUNT={spin}" if spin else text
 
 
-def _initial_environment():
-    """The environment this process started with (Linux), or None if it cannot be read."""
-    try:
-        with open("/proc/self/environ", "rb") as f:
-            pairs = f.read().split(b"\0")
-    except OSError:
-        return None
-    return dict(p.decode(errors="replace").split("=", 1) for p in pairs if b"=" in p)
-
-
 def wait_policy():
-    """How torch's OpenMP threads wait, as far as can be told: ``"PASSIVE, GOMP_SPINCOUNT=1000"``
-    (vaelib's settings), ``"PASSIVE"``, ``"ACTIVE"``, ``"default"`` (nothing set: spin about 3 ms, then
-    sleep), or ``"unknown"`` (torch was imported before vaelib and the process's initial environment
-    cannot be read).
+    """How torch's OpenMP threads wait: ``"PASSIVE, GOMP_SPINCOUNT=1000"`` (vaelib's settings),
+    ``"PASSIVE"``, ``"ACTIVE"`` or ``"default"`` (nothing set: spin about 3 ms, then sleep).
+
+    OpenMP read the environment when torch loaded. If vaelib ran first, that is what it set. If torch
+    was imported first, it is the environment as it is now: what a set-up cell or the shell put there
+    before torch loaded (a change made after torch loaded would not count, and cannot be seen).
     """
-    if not _TORCH_LOADED_FIRST:  # this module ran set_wait_policy before torch loaded
-        return _describe(os.environ)
-    initial = _initial_environment()
-    return "unknown" if initial is None else _describe(initial)
+    return _describe(os.environ)
 
 
 def _read_quota(directory):
