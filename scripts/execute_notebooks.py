@@ -8,7 +8,7 @@ from notebooks/), and the seconds each took are printed with pytest's own total 
 run times were measured; try it on your own laptop). The notebooks that save a model write it to
 notebooks/checkpoints/, as they do under pytest.
 
-The launch cells are synced first (scripts/sync_launch_cells.py), each notebook runs in a fresh
+The lessons' launch cells are synced first (scripts/sync_launch_cells.py), each notebook runs in a fresh
 kernel from its own folder, and no per-run timing metadata is stored, so a re-run that changes
 nothing leaves the file unchanged (clean diffs).
 """
@@ -26,7 +26,8 @@ from sync_launch_cells import repository_url, sync_notebook
 
 
 def execute(path, timeout=600):
-    sync_notebook(path, repository_url())
+    if path.parent.name == "notebooks":   # the lessons' launch cells; answers/ has none (not for students)
+        sync_notebook(path, repository_url())
     nb = nbformat.read(path, as_version=4)
     runner = ExecutePreprocessor(timeout=timeout, kernel_name="python3", record_timing=False)
     start = time.perf_counter()
