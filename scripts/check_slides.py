@@ -3,10 +3,11 @@
 Usage: python scripts/check_slides.py [notebooks/NN_name.ipynb ...]   (default: all)
        [--width 1280] [--height 720] [--report FILE.md] [--screenshots DIR]
 
-For each notebook it starts JupyterLab (on 127.0.0.1, in a temporary folder, on a copy of the
-notebook with its stored outputs), enters the slideshow with jupyterlab-rise's own command
+It starts JupyterLab once (on 127.0.0.1, in a temporary folder, on copies of the notebooks with
+their stored outputs), and for each notebook enters the slideshow with jupyterlab-rise's own command
 (`RISE:slideshow`, which opens the deck in a new browser tab), steps through it with the keyboard
-(Space, as a presenter does) and measures each slide: the height of its content and where its
+(Space, as a presenter does; reveal.js's transitions are off, so each slide is measured as soon as it
+is on screen and its images have loaded) and measures each slide: the height of its content and where its
 last visible cell ends. It prints the slide count (and the count the slide metadata predicts) and
 every slide whose content does not fit the window, with its height, and exits 1 if any does.
 A lecturer's projector is 1280 x 720 or bigger; a slide that does not fit has to be scrolled in
@@ -17,7 +18,7 @@ sub-slide; scripts/set_slides.py), or make its figure smaller. tests/test_browse
 every slide fits, with the same code.
 
 Needs Debian's Chromium at /usr/bin/chromium and Python Playwright (`playwright install` is never
-needed). Slow: about 20 s a notebook on a quiet 2-core machine.
+needed).
 """
 
 import argparse
@@ -44,12 +45,14 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 TIMEOUT_S = 180  # for the server to start, a deck to open, a notebook to run (a loaded 2-core machine is slow)
 WIDTH, HEIGHT = 1280, 720
 
-# JupyterLab settings for a test: no news toast, and every cell in the page (with windowed
-# rendering, cells scrolled out of view are not in the DOM).
+# JupyterLab settings for a test: no news toast, every cell in the page (with windowed rendering,
+# cells scrolled out of view are not in the DOM), no slide transitions in the deck.
 LAB_SETTINGS = {
     "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
     "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false",
                                                                        "checkForUpdates": False},
+    # The deck changes slide at once: reveal.js's slide-in animation only delays a measurement.
+    "jupyterlab-rise/plugin.jupyterlab-settings": {"transition": "none"},
 }
 
 NOTEBOOK_PANEL = "window.jupyterapp && window.jupyterapp.shell.currentWidget"
@@ -100,8 +103,48 @@ def free_port():
         return s.getsockname()[1]
 
 
+def process_tree(pid):
+    """``pid`` and every process under it, now (read from Linux's /proc; elsewhere just ``pid``)."""
+    children = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):  # it ended meanwhile
+            continue
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    tree, todo = [], [pid]
+    while todo:
+        tree.append(todo.pop())
+        todo.extend(children.get(tree[-1], []))
+    return tree
+
+
+def kill(pids):
+    """SIGKILL each of ``pids`` that is still running."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def sigterm_interrupts():
+    """SIGTERM and SIGHUP raise KeyboardInterrupt, as Ctrl-C does, so that every ``finally`` runs and stops
+    the servers and browsers started here (by default they end Python at once and leave them running)."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    previous = {s: signal.signal(s, interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
 def stop(process, grace_s=15):
-    """Ask the server (and through it, its kernels) to stop; kill its process group if it will not."""
+    """Ask the server (and through it, its kernels) to stop; kill whatever of it is left: its process
+    group, and its kernels (each kernel runs in a session of its own)."""
+    tree = process_tree(process.pid)
     if process.poll() is None:
         process.send_signal(signal.SIGINT)  # Jupyter's clean shutdown (SIGINT twice skips the prompt)
         time.sleep(0.3)
@@ -111,9 +154,10 @@ def stop(process, grace_s=15):
         except subprocess.TimeoutExpired:
             pass
     try:
-        os.killpg(process.pid, signal.SIGKILL)  # the server's own group: leftover kernels, if any
+        os.killpg(process.pid, signal.SIGKILL)  # the server's own group
     except ProcessLookupError:
         pass
+    kill(tree)
     process.wait(5)
 
 
@@ -124,7 +168,8 @@ def jupyter_lab(home, notebooks):
     home = Path(home)
     root = home / "root"
     root.mkdir()
-    for name, source in notebooks.items():
+    for name, source in notebooks.items():  # a name may be a path in a sub-folder
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, root / name)
     for name, values in LAB_SETTINGS.items():
         path = home / "settings" / name
@@ -132,7 +177,8 @@ def jupyter_lab(home, notebooks):
         path.write_text(json.dumps(values))
     port, token = free_port(), secrets.token_hex(16)
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_RUNTIME_DIR=str(home / "runtime"),
-               JUPYTER_PLATFORM_DIRS="1", PYTHONUNBUFFERED="1")
+               JUPYTER_PLATFORM_DIRS="1", PYTHONUNBUFFERED="1",
+               JUPYTERLAB_SETTINGS_DIR=str(home / "settings"))  # the deck's app (jupyterlab-rise) reads it
     command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
                f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
                f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
@@ -177,10 +223,12 @@ def expected_slides(path):
 
 
 def open_notebook(page, lab, name):
-    """Open ``name`` in JupyterLab and make it the current document (``?reset``: a workspace restored
-    from an earlier page could otherwise leave another notebook current)."""
-    page.goto(f"{lab['url']}/lab/tree/{name}?reset&token={lab['token']}")
-    page.wait_for_function(NOTEBOOK_OPEN, timeout=TIMEOUT_S * 1000)
+    """Open ``name`` in JupyterLab and make it the current document: the first time by loading JupyterLab
+    in ``page`` (``?reset``: a workspace restored from an earlier page could otherwise leave another
+    notebook current), afterwards in the JupyterLab already there."""
+    if not page.url.startswith(f"{lab['url']}/lab"):
+        page.goto(f"{lab['url']}/lab/tree/{name}?reset&token={lab['token']}")
+        page.wait_for_function(NOTEBOOK_OPEN, timeout=TIMEOUT_S * 1000)
     is_current = f"(name) => {{ const panel = {NOTEBOOK_PANEL}; return !!panel && panel.context.path === name; }}"
     if not page.evaluate(is_current, name):
         page.evaluate("(name) => window.jupyterapp.commands.execute('docmanager:open', {path: name})", name)
@@ -200,47 +248,62 @@ def open_deck(context, page):
     return deck
 
 
-SLIDE_POSITION = """() => {
-    const present = Array.from(document.querySelectorAll('.reveal .slides section.present')).filter(s => !s.querySelector('section'));
-    if (present.length !== 1) return null;
-    const r = present[0].getBoundingClientRect();
-    const images = Array.from(present[0].querySelectorAll('img')).every(img => img.complete && img.naturalWidth > 0);
-    return images ? [Math.round(r.left), Math.round(r.top), present[0].scrollHeight].join(',') : null;
-}"""
+# In the deck's tab, one call per slide: waits until the deck has left the slide at ``hash`` (the one
+# before), then until the slide on screen has settled (the images it shows loaded, and it is where it
+# was one frame before: the deck has no transitions, this only waits out a late re-layout; the hidden
+# cells of skipped slides sit in the first slide, and their Colab badge never loads offline, so only
+# images on screen count), and measures it
+# (CURRENT_SLIDE) and whether it is the deck's last (no leaf <section> after it). Waits at most
+# ``timeout`` ms for each; the measurement then shows what is on screen.
+NEXT_SLIDE = f"""async ([hash, timeout]) => {{
+    const measure = {CURRENT_SLIDE};
+    const frame = () => new Promise(resolve => requestAnimationFrame(resolve));
+    const leaves = () => Array.from(document.querySelectorAll('.reveal .slides section')).filter(s => !s.querySelector('section'));
+    const position = () => {{
+        const present = leaves().filter(s => s.classList.contains('present'));
+        if (present.length !== 1) return null;
+        const shown = Array.from(present[0].querySelectorAll('img')).filter(img => img.getClientRects().length > 0);
+        if (!shown.every(img => img.complete)) return null;  // loaded (or failed: it will not load later)
+        const r = present[0].getBoundingClientRect();
+        return [Math.round(r.left), Math.round(r.top), present[0].scrollHeight].join(',');
+    }};
+    let deadline = performance.now() + timeout;
+    while (location.hash === hash) {{
+        if (performance.now() > deadline) return null;
+        await frame();
+    }}
+    deadline = performance.now() + timeout;
+    for (let last = null; performance.now() < deadline; ) {{
+        await frame();
+        const now = position();
+        if (now !== null && now === last) break;
+        last = now;
+    }}
+    const all = leaves();
+    return {{...measure(), last: all.length > 0 && all[all.length - 1].classList.contains('present')}};
+}}"""
 
 
-def settle(deck, quiet_s=0.4, timeout_s=30):
-    """Wait until the slide on screen stops moving (reveal.js slides it in) and its images have loaded."""
-    deadline = time.monotonic() + timeout_s
-    last, since = None, time.monotonic()
-    while time.monotonic() < deadline:
-        now = deck.evaluate(SLIDE_POSITION)
-        if now is None or now != last:
-            last, since = now, time.monotonic()
-        elif time.monotonic() - since >= quiet_s:
-            return
-        time.sleep(0.1)
+def walk(deck, on_slide=None, max_slides=200, timeout_s=30):
+    """Step through the deck with Space from the first slide to the last; measure each slide.
 
-
-def walk(deck, on_slide=None, max_slides=200):
-    """Step through the deck with Space from the first slide; measure each slide; stop when Space moves no more.
-
-    ``on_slide(index, slide)`` is called on each slide while it is on screen.
+    ``on_slide(index, slide)`` is called on each slide while it is on screen. A Space that does not move
+    to the next slide within ``timeout_s`` ends the walk early (the slide count then tells).
     """
     slides = []
-    settle(deck)
+    hash = None  # no slide before the first
     for index in range(max_slides):
-        slide = deck.evaluate(CURRENT_SLIDE)
+        slide = deck.evaluate(NEXT_SLIDE, [hash, timeout_s * 1000])
+        if slide is None:  # Space moves no more
+            break
         slide["index"] = index + 1
         slides.append(slide)
         if on_slide:
             on_slide(index + 1, slide)
-        deck.keyboard.press("Space")
-        try:
-            deck.wait_for_function(f"() => location.hash !== {json.dumps(slide['hash'])}", timeout=3000, polling=100)
-        except Exception:  # Playwright's TimeoutError: the last slide
+        if slide["last"]:
             break
-        settle(deck)
+        hash = slide["hash"]
+        deck.keyboard.press("Space")
     return slides
 
 
@@ -248,42 +311,48 @@ def overflowing(slides, height=HEIGHT):
     return [s for s in slides if s["height"] > height or s["bottom"] > height]
 
 
-def measure(notebooks, width=WIDTH, height=HEIGHT, screenshots=None, on_slide=None, browser=None):
+def measure(notebooks, width=WIDTH, height=HEIGHT, screenshots=None, on_slide=None, browser=None, lab=None):
     """{notebook name: list of slides measured} for the notebooks (paths), each with its stored outputs.
 
-    ``on_slide(name, deck, index, slide)`` is called on each slide while it is on screen; ``browser``:
-    a Playwright browser to use (default: launch Chromium here).
+    One JupyterLab page opens each notebook in turn and its deck with RISE's command, in a tab of the
+    same browser context (which keeps the deck's scripts cached). ``on_slide(name, deck, index, slide)``
+    is called on each slide while it is on screen; ``browser``: a Playwright browser to use (default:
+    launch Chromium here); ``lab``: a running ``jupyter_lab`` that serves the notebooks under their
+    names (default: start one here).
     """
     from playwright.sync_api import sync_playwright
 
     results = {}
     with tempfile.TemporaryDirectory() as home, contextlib.ExitStack() as stack:
-        lab = stack.enter_context(jupyter_lab(Path(home), {Path(p).name: p for p in notebooks}))
+        if lab is None:
+            lab = stack.enter_context(jupyter_lab(Path(home), {Path(p).name: p for p in notebooks}))
         if browser is None:
             playwright = stack.enter_context(sync_playwright())
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
             stack.callback(browser.close)
+        context = browser.new_context(viewport={"width": width, "height": height})
+        stack.callback(context.close)
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_S * 1000)
         for path in notebooks:
             name = Path(path).name
-            context = browser.new_context(viewport={"width": width, "height": height})
+            open_notebook(page, lab, name)
+            deck = open_deck(context, page)
+            if f"/rise/{name}" not in urllib.parse.unquote(deck.url):
+                raise RuntimeError(f"opened the deck {deck.url}, expected {name}")
+
+            def each(index, slide, name=name, deck=deck):
+                if screenshots:
+                    Path(screenshots).mkdir(parents=True, exist_ok=True)
+                    deck.screenshot(path=str(Path(screenshots) / f"{name[:2]}_{index:02d}.png"))
+                if on_slide:
+                    on_slide(name, deck, index, slide)
+
             try:
-                page = context.new_page()
-                page.set_default_timeout(TIMEOUT_S * 1000)
-                open_notebook(page, lab, name)
-                deck = open_deck(context, page)
-                if f"/rise/{name}" not in urllib.parse.unquote(deck.url):
-                    raise RuntimeError(f"opened the deck {deck.url}, expected {name}")
-
-                def each(index, slide, name=name, deck=deck):
-                    if screenshots:
-                        Path(screenshots).mkdir(parents=True, exist_ok=True)
-                        deck.screenshot(path=str(Path(screenshots) / f"{name[:2]}_{index:02d}.png"))
-                    if on_slide:
-                        on_slide(name, deck, index, slide)
-
                 results[name] = walk(deck, each)
             finally:
-                context.close()
+                deck.close()
+                page.bring_to_front()  # JupyterLab's tab, for the next notebook
     return results
 
 
@@ -324,7 +393,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     notebooks = [p.resolve() for p in series(args.notebooks)]
     start = time.monotonic()
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, sigterm_interrupts():
         notebooks = snapshot(notebooks, folder)
         results = measure(notebooks, args.width, args.height, args.screenshots)
         text = report(results, notebooks, args.height)
