@@ -113,3 +113,11 @@ def test_a_notebook_is_one_sitting(path):
                  if c.get("metadata", {}).get("slideshow", {}).get("slide_type") in ("slide", "subslide"))
     assert prose <= MAX_NOTEBOOK_WORDS and slides <= MAX_SLIDES, \
         f"{path.name}: {prose} words and {slides} slides (at most {MAX_NOTEBOOK_WORDS} and {MAX_SLIDES})"
+
+
+@pytest.mark.parametrize("path", ANSWERS, ids=lambda p: p.stem)
+def test_answers_have_no_launch_cells(path):
+    """The answers are for lecturers: no Colab badge or set-up cell (scripts/execute_notebooks.py adds them
+    only to the lessons)."""
+    tags = {t for c in cells(path) for t in c.get("metadata", {}).get("tags", [])}
+    assert not tags & {"launch-badge", "colab-setup"}
