@@ -1,7 +1,9 @@
 """The latent explorer, live, in a real browser: JupyterLab driven by headless Chromium.
 
-Starts JupyterLab on 127.0.0.1 (a free port, a random token, everything it writes kept in a
-temporary folder: settings, workspaces, runtime files), opens a copy of
+Starts one JupyterLab server for all the tests here on 127.0.0.1 (a free port, a random token,
+everything it writes kept in a temporary folder: settings, workspaces, runtime files) and one
+headless Chromium; Ctrl-C, SIGTERM or SIGHUP stop both, with every kernel (a test run leaves no
+process behind: tests/test_interrupt.py). The explorer test opens a copy of
 notebooks/06_latent_explorer.ipynb with its outputs cleared (the repository's notebook is never
 opened, so it can never be saved over), runs all cells, then presses arrow keys on a latent
 slider and on the interpolation slider and checks that the pictures' *pixels* change (each
@@ -23,19 +25,22 @@ notebook must fit a 1280 x 720 projector (scripts/check_slides.py measures the s
 the offenders). The server, the deck walk and the measurements live in scripts/check_slides.py.
 """
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 from check_slides import (CHROMIUM, CHROMIUM_ARGS, HEIGHT, KERNEL_IDLE,  # noqa: E402
-                          NOTEBOOK_PANEL, TIMEOUT_S, WIDTH, expected_slides, jupyter_lab, open_deck,
-                          open_notebook, overflowing, walk)
+                          NOTEBOOK_PANEL, TIMEOUT_S, WIDTH, expected_slides, jupyter_lab, kill, measure,
+                          open_deck, open_notebook, overflowing, process_tree, sigterm_interrupts, snapshot,
+                          walk)
 from repo import notebooks  # noqa: E402
 
 NOTEBOOKS = notebooks()
@@ -101,20 +106,33 @@ def clean_copy(source, target):
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    """A JupyterLab server serving a clean copy of notebook 06 (no outputs, no stored widget state)."""
-    home = tmp_path_factory.mktemp("lab")
-    clean_copy(NOTEBOOK, home / NOTEBOOK.name)
-    with jupyter_lab(home, {NOTEBOOK.name: home / NOTEBOOK.name}) as server:
-        yield server
+    """One JupyterLab server for every test here. It serves a snapshot of every notebook with its stored
+    outputs (for the decks, under their names) and two clean copies of notebook 06 (no outputs, no stored
+    widget state): explorer/ for the live explorer, presenter/ for its slideshow, each with a kernel of
+    its own. Ctrl-C, SIGTERM or SIGHUP stop it, its kernels and the browser (sigterm_interrupts)."""
+    copies = {p.name: p for p in snapshot(NOTEBOOKS, tmp_path_factory.mktemp("snapshot"))}
+    clean = tmp_path_factory.mktemp("clean") / NOTEBOOK.name
+    clean_copy(NOTEBOOK, clean)
+    served = {**copies, f"explorer/{NOTEBOOK.name}": clean, f"presenter/{NOTEBOOK.name}": clean}
+    with sigterm_interrupts(), jupyter_lab(tmp_path_factory.mktemp("lab"), served) as server:
+        yield {**server, "copies": copies}
 
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_api.sync_playwright() as playwright:
+    """Headless Chromium. On the way out, whatever Playwright's driver and Chromium left running is killed."""
+    before = set(process_tree(os.getpid()))
+    with contextlib.ExitStack() as stack:
+        playwright = stack.enter_context(sync_api.sync_playwright())
+        # Runs last: kill what is left of the driver and Chromium, found before they are closed.
+        leftovers = []
+        stack.callback(lambda: kill(leftovers))
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        started = set(process_tree(os.getpid())) - before
         try:
             yield chromium
         finally:
+            leftovers.extend(p for root in started for p in process_tree(root))
             chromium.close()
 
 
@@ -173,7 +191,7 @@ def test_latent_explorer_live_in_jupyterlab(lab, browser):
     page.set_default_timeout(TIMEOUT_S * 1000)
     start = time.monotonic()
     try:
-        page.goto(f"{lab['url']}/lab/tree/{NOTEBOOK.name}?token={lab['token']}")
+        open_notebook(page, lab, f"explorer/{NOTEBOOK.name}")
         page.wait_for_function(KERNEL_IDLE)
         page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
         page.wait_for_function(ALL_CELLS_RUN, polling=250)
@@ -256,12 +274,10 @@ def check_deck(path, slides):
 
 
 @pytest.fixture(scope="module")
-def decks(browser, tmp_path_factory):
+def decks(lab, browser):
     """Every notebook's deck (stored outputs), walked slide by slide at 1280 x 720; the first slide of each
-    that shows a whole figure is saved to tests/artifacts/slide_NN.png. Measured on a snapshot of the
-    notebooks, and compared with that snapshot's slide metadata."""
-    from check_slides import measure, snapshot
-
+    that shows a whole figure is saved to tests/artifacts/slide_NN.png. Measured on the snapshot of the
+    notebooks the server holds, and compared with that snapshot's slide metadata."""
     ARTIFACTS.mkdir(exist_ok=True)
     shot = {}
 
@@ -271,8 +287,8 @@ def decks(browser, tmp_path_factory):
             deck.screenshot(path=str(shot[name]))
 
     start = time.monotonic()
-    copies = {p.name: p for p in snapshot(NOTEBOOKS, tmp_path_factory.mktemp("snapshot"))}
-    results = measure(list(copies.values()), WIDTH, HEIGHT, on_slide=on_slide, browser=browser)
+    copies = lab["copies"]
+    results = measure(list(copies.values()), WIDTH, HEIGHT, on_slide=on_slide, browser=browser, lab=lab)
     print(f"{len(NOTEBOOKS)} decks walked in {time.monotonic() - start:.0f} s")
     return results, shot, copies
 
@@ -329,61 +345,58 @@ def move_slider_and_compare(page, root):
     return before, wait_until_changed(digit, before)
 
 
-def test_rise_deck_of_06_and_its_explorer(browser, tmp_path):
+def test_rise_deck_of_06_and_its_explorer(lab, browser):
     """06 as a slideshow, run live: the deck opens with RISE's command and steps through; the explorer's slider
     changes the decoded digit on its slide. jupyterlab-rise 0.43 cannot load the ipywidgets 8 manager
     (jupyterlab-contrib/rise#119: "Shared module @jupyterlab/console doesn't exist"), so where widgets do not
     render in the deck, the documented workaround (LECTURERS.md) is tested instead: the same notebook in
     JupyterLab's presentation mode at 1280 x 720, where the explorer fits the screen and its slider works."""
-    clean_copy(NOTEBOOK, tmp_path / NOTEBOOK.name)
-    home = tmp_path / "home"
-    home.mkdir()
-    with jupyter_lab(home, {NOTEBOOK.name: tmp_path / NOTEBOOK.name}) as server:
-        context = browser.new_context(viewport={"width": WIDTH, "height": HEIGHT})
-        page = context.new_page()
-        page.set_default_timeout(TIMEOUT_S * 1000)
-        try:
-            open_notebook(page, server, NOTEBOOK.name)
-            page.wait_for_function(KERNEL_IDLE)
-            stop = page.evaluate(RUN_ABOVE_EXERCISES)  # the exercises are the student's to fill in
-            page.wait_for_function(RAN_ABOVE, arg=stop, polling=250)
-            assert page.evaluate(ERRORS) == [], "a cell failed or wrote to stderr"
-            deck = open_deck(context, page)
-            assert f"/rise/{NOTEBOOK.name}" in deck.url
-            in_deck = {}
+    name = f"presenter/{NOTEBOOK.name}"
+    context = browser.new_context(viewport={"width": WIDTH, "height": HEIGHT})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_S * 1000)
+    try:
+        open_notebook(page, lab, name)
+        page.wait_for_function(KERNEL_IDLE)
+        stop = page.evaluate(RUN_ABOVE_EXERCISES)  # the exercises are the student's to fill in
+        page.wait_for_function(RAN_ABOVE, arg=stop, polling=250)
+        assert page.evaluate(ERRORS) == [], "a cell failed or wrote to stderr"
+        deck = open_deck(context, page)
+        assert f"/rise/{name}" in urllib.parse.unquote(deck.url)
+        in_deck = {}
 
-            def on_slide(index, slide):
-                if slide["sliders"] and not in_deck:
-                    present = deck.locator(".reveal .slides section.present").last
-                    in_deck["before"], in_deck["after"] = move_slider_and_compare(deck, present)
-                    deck.screenshot(path=str(ARTIFACTS / "slide_06_explorer.png"))
-                if not in_deck and "latent_sliders(" in slide["text"]:
-                    deck.screenshot(path=str(ARTIFACTS / "slide_06_explorer_in_rise.png"))
+        def on_slide(index, slide):
+            if slide["sliders"] and not in_deck:
+                present = deck.locator(".reveal .slides section.present").last
+                in_deck["before"], in_deck["after"] = move_slider_and_compare(deck, present)
+                deck.screenshot(path=str(ARTIFACTS / "slide_06_explorer.png"))
+            if not in_deck and "latent_sliders(" in slide["text"]:
+                deck.screenshot(path=str(ARTIFACTS / "slide_06_explorer_in_rise.png"))
 
-            ARTIFACTS.mkdir(exist_ok=True)
-            slides = walk(deck, on_slide)
-            check_deck(tmp_path / NOTEBOOK.name, slides)  # the copy the deck shows (06 may be edited meanwhile)
-            assert any(figure_on_screen(s) for s in slides), "no slide of 06 shows a whole figure on screen"
-            if in_deck:
-                assert in_deck["after"] != in_deck["before"], "the slider on the explorer's slide did not change the digit"
-                print("06: the explorer works inside the RISE deck")
-            else:
-                print("06: widgets do not render in the RISE deck (jupyterlab-contrib/rise#119); testing the workaround")
-                deck.close()
-                page.bring_to_front()
-                page.evaluate("window.jupyterapp.commands.execute('application:set-mode', {mode: 'single-document'})")
-                page.evaluate("window.jupyterapp.commands.execute('application:toggle-presentation-mode')")
-                page.evaluate("window.jupyterapp.commands.execute('application:toggle-left-area')")
-                explorer = page.locator(".vaelib-latent-sliders").first
-                explorer.scroll_into_view_if_needed()
-                before, after = move_slider_and_compare(page, explorer)
-                assert after != before, "in presentation mode, the slider did not change the decoded digit"
-                box = explorer.evaluate(CONTENT_CLIP)
-                assert box["height"] <= HEIGHT, f"the explorer is {box['height']:.0f} px tall: it does not fit {HEIGHT}"
-                page.screenshot(path=str(ARTIFACTS / "presentation_mode_explorer.png"))
-            assert page.evaluate(ERRORS) == [], "a widget callback wrote to stderr"
-        except Exception:
-            save_failure(page, "failure_06_slides.png")
-            raise
-        finally:
-            context.close()
+        ARTIFACTS.mkdir(exist_ok=True)
+        slides = walk(deck, on_slide)
+        check_deck(lab["root"] / name, slides)  # the copy the deck shows (06 may be edited meanwhile)
+        assert any(figure_on_screen(s) for s in slides), "no slide of 06 shows a whole figure on screen"
+        if in_deck:
+            assert in_deck["after"] != in_deck["before"], "the slider on the explorer's slide did not change the digit"
+            print("06: the explorer works inside the RISE deck")
+        else:
+            print("06: widgets do not render in the RISE deck (jupyterlab-contrib/rise#119); testing the workaround")
+            deck.close()
+            page.bring_to_front()
+            page.evaluate("window.jupyterapp.commands.execute('application:set-mode', {mode: 'single-document'})")
+            page.evaluate("window.jupyterapp.commands.execute('application:toggle-presentation-mode')")
+            page.evaluate("window.jupyterapp.commands.execute('application:toggle-left-area')")
+            explorer = page.locator(".vaelib-latent-sliders").first
+            explorer.scroll_into_view_if_needed()
+            before, after = move_slider_and_compare(page, explorer)
+            assert after != before, "in presentation mode, the slider did not change the decoded digit"
+            box = explorer.evaluate(CONTENT_CLIP)
+            assert box["height"] <= HEIGHT, f"the explorer is {box['height']:.0f} px tall: it does not fit {HEIGHT}"
+            page.screenshot(path=str(ARTIFACTS / "presentation_mode_explorer.png"))
+        assert page.evaluate(ERRORS) == [], "a widget callback wrote to stderr"
+    except Exception:
+        save_failure(page, "failure_06_slides.png")
+        raise
+    finally:
+        context.close()
