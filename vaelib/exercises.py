@@ -104,8 +104,8 @@ def check_to_unit_range(answer):
 
 def check_off_data_threshold(answer):
     """``answer(held_out, reference, quantile)``: images ``(n, D)`` and ``(m, D)``, a fraction ->
-    0-d tensor, the off-data threshold of ``vaelib.judge``: the ``quantile`` of the held-out images'
-    distances to their nearest reference image."""
+    0-d tensor, the threshold of a judge that only looks at pixels (notebook 01's exercise): the
+    ``quantile`` of the held-out images' distances to their nearest reference image."""
     def case(seed, n, m, q):
         g = torch.Generator().manual_seed(seed)
         return torch.rand(n, 784, generator=g), torch.rand(m, 784, generator=g), q

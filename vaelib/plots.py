@@ -92,10 +92,15 @@ def manifold_grid(model, n=15, ax=None, title=None):
 
 
 def loss_curves(history, parts=("loss", "recon", "kl")):
-    """One panel per loss term found in ``history`` (from :func:`vaelib.train.fit`), train and test."""
-    parts = [p for p in parts if f"train_{p}" in history]
+    """One panel per loss term found in ``history`` (from :func:`vaelib.train.fit`), train and test.
+
+    A history without a KL term (an autoencoder's) has one term only, its reconstruction loss: one panel.
+    """
+    has_kl = "train_kl" in history
+    parts = [p for p in parts if f"train_{p}" in history and (has_kl or p == "loss")]
     fig, axes = plt.subplots(1, len(parts), figsize=(3.2 * len(parts), 2.6), squeeze=False)
-    names = {"loss": "loss (negative ELBO)", "recon": "reconstruction", "kl": "KL"}
+    names = {"loss": "loss (negative ELBO)" if has_kl else "reconstruction loss", "recon": "reconstruction",
+             "kl": "KL"}
     for ax, part in zip(axes[0], parts):
         for split, style in (("train", "-"), ("test", "--")):
             if f"{split}_{part}" in history:
