@@ -114,4 +114,6 @@ def test_loss_curves():
     assert len(fig.axes[0].lines) == 2 and len(fig.axes[1].lines) == 1  # test curve only where recorded
     np.testing.assert_array_equal(fig.axes[0].lines[1].get_ydata(), [3.5, 2.5, 1.5])
     ae_history = {"epoch": [1, 2], "train_loss": [2.0, 1.0], "train_recon": [2.0, 1.0]}
-    assert len(plots.loss_curves(ae_history).axes) == 2
+    ae_axes = plots.loss_curves(ae_history).axes          # an autoencoder: one term, and no ELBO
+    assert len(ae_axes) == 1 and ae_axes[0].get_title() == "reconstruction loss"
+    assert fig.axes[0].get_title() == "loss (negative ELBO)"
