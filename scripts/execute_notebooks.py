@@ -20,6 +20,7 @@ import time
 from collections import Counter
 
 import nbformat
+import vaelib  # noqa: F401  (first: the kernels started here inherit its thread wait settings)
 from nbconvert.preprocessors import ExecutePreprocessor
 from repo import ROOT, notebooks
 from sync_launch_cells import repository_url, sync_notebook

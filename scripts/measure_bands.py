@@ -29,6 +29,7 @@ import statistics
 import sys
 
 import nbformat
+import vaelib  # noqa: F401  (first: the kernels started here inherit its thread wait settings)
 from nbconvert.preprocessors import ExecutePreprocessor
 from repo import ROOT, notebooks
 
