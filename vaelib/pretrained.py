@@ -112,11 +112,12 @@ def train_from_recipe(name, device="cpu", progress=False):
 def held_out_score(name):
     """What the shipped file says of its held-out quality, as README's table prints it (a string)."""
     extra = load_checkpoint(pretrained_path(name)).extra
-    if "accuracy" in extra:
+    if PRETRAINED[name].model == "DigitClassifier":
         return f"accuracy {100 * extra['accuracy']:.1f} % (grey digits)"
-    if "iwae" in extra:
-        return f"-ELBO {extra['test_loss']:.1f}, -log p(x) {-extra['iwae']:.1f} (IWAE, k = 1000)"
-    return f"reconstruction loss {extra['test_loss']:.1f} (grey digits; no likelihood)"
+    if PRETRAINED[name].model == "Autoencoder":
+        return f"reconstruction loss {extra['test_loss']:.1f} (grey digits; no likelihood)"
+    iwae = f", -log p(x) {-extra['iwae']:.1f} (IWAE, k = 1000)" if "iwae" in extra else ""
+    return f"-ELBO {extra['test_loss']:.1f}{iwae}"
 
 
 def markdown_table():
