@@ -81,10 +81,10 @@ def wait_policy():
     ``"PASSIVE"``, ``"ACTIVE"`` or ``"default"`` (nothing set: spin about 3 ms, then sleep).
 
     OpenMP read the environment when torch loaded. If vaelib ran first, that is what it set. If torch
-    was imported first, it is the environment as it is now: what a set-up cell or the shell put there
-    before torch loaded (a change made after torch loaded would not count, and cannot be seen).
+    was imported first, it is the environment as vaelib found it: what the shell or an earlier cell put
+    there before torch loaded, without vaelib's own settings (which then only reach child processes).
     """
-    return _describe(os.environ)
+    return _describe(os.environ if _BEFORE_VAELIB is None else _BEFORE_VAELIB)
 
 
 def _read_quota(directory):
