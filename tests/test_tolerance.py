@@ -7,7 +7,7 @@ import sys
 
 import pytest
 from conftest import ROOT
-from tolerance import ToleranceError, align, count_numbers, numbers
+from tolerance import ToleranceError, align, compare_order, count_numbers, numbers
 
 
 def stream(text):
@@ -49,6 +49,16 @@ def test_a_band_list_that_does_not_fit_the_stored_output_is_an_error():
         align(STORED, STORED, [0, -1, 1])
 
 
+def display(text):
+    return {"output_type": "display_data", "metadata": {}, "data": {"text/plain": text}}
+
+
+def test_bands_follow_their_numbers_when_nbval_joins_the_streams():
+    # file order: stdout (1 number), a progress bar (2), stdout again (2); nbval compares stdout joined first
+    outputs = [stream("loss 10.0\n"), display("15 epochs, 945 steps"), stream("held out 146.9, 1061 KB\n")]
+    assert compare_order([0.5, 0, 0, 1.5, 0], outputs) == [0.5, 1.5, 0, 0, 0]
+
+
 CASES = [  # (what the cell prints now, its bands, whether nbval passes it); every cell stored "held out 146.9 nats"
     ("held out 146.0 nats", [1.5], True),       # within the band
     ("held out 148.5 nats", [1.5], False),      # outside it
@@ -79,3 +89,24 @@ def test_nbval_with_this_conftest_applies_the_bands(tmp_path):
     for i, (printed, bands, passes) in enumerate(CASES):
         assert verdicts.get(first + i) == ("PASSED" if passes else "FAILED"), \
             f"cell printing {printed!r} with bands {bands}\n{run.stdout[-3000:]}"
+
+
+def test_nbval_applies_the_bands_in_file_order_around_a_display(tmp_path):
+    """A cell that prints, displays, then prints again (as fit's progress bar sits between two prints)."""
+    stored = [stream("loss 10.0\n"), {**display("15 epochs"), "metadata": {}},
+              stream("held out 146.9 nats\n")]
+    source = ("from IPython.display import display\n"
+              "class Bar:\n    def __repr__(self): return '15 epochs'\n"
+              "print('loss {}')\ndisplay(Bar())\nprint('held out {} nats')")
+    cells = [{"cell_type": "code", "execution_count": i + 1, "id": f"case{i}", "metadata": {"tolerance": [0.5, 0, 1.5]},
+              "source": [source.format(*printed)], "outputs": stored}
+             for i, printed in enumerate([("10.2", "146.0"), ("10.2", "148.5")])]
+    nb = {"cells": cells, "nbformat": 4, "nbformat_minor": 5,
+          "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}}
+    path = tmp_path / "interleaved.ipynb"
+    path.write_text(json.dumps(nb))
+    run = subprocess.run([sys.executable, "-m", "pytest", "-p", "tests.conftest", "--nbval", "--nbval-current-env",
+                          "-p", "no:cacheprovider", "-rA", "--rootdir", str(tmp_path), str(path)],
+                         cwd=ROOT, capture_output=True, text=True)
+    verdicts = re.findall(r"(PASSED|FAILED) \S*interleaved\.ipynb::Cell \d+", run.stdout)
+    assert verdicts == ["PASSED", "FAILED"], run.stdout[-3000:]

@@ -7,8 +7,8 @@ metadata, where a student does not read it:
 
     "metadata": {"tolerance": [0, 1.5, 1.5, 0.4]}
 
-one band per number in the cell's stored text output, in order (stdout, stderr and ``text/plain``
-alike): ``0`` keeps a number exact, ``b`` lets the fresh figure lie within ``± b`` of the stored one.
+one band per number in the cell's stored text output, in the order the notebook file stores them
+(stdout, stderr and ``text/plain`` alike): ``0`` keeps a number exact, ``b`` lets the fresh figure lie within ``± b`` of the stored one.
 ``scripts/measure_bands.py`` writes these lists from the spread of each figure over several training
 seeds. Everything else in the output, text and exact numbers, is compared as nbval always does.
 
@@ -100,6 +100,27 @@ def align(fresh_outputs, stored_outputs, bands):
     return aligned
 
 
+def compare_order(bands, outputs):
+    """``bands``, listed in the file order of ``outputs``, in the order nbval compares the numbers.
+
+    nbval joins every stream of one name into its first place (``coalesce_streams``): a cell that prints,
+    shows a progress bar, then prints again, is compared as [all of stdout, progress bar]. The bands
+    move with their numbers.
+    """
+    check_bands(bands, outputs)
+    rest = iter(bands)
+    places, streams = [], {}
+    for out in outputs:
+        own = [next(rest) for _ in range(count_numbers([out]))]
+        if out.get("output_type") == "stream":
+            if out.get("name") in streams:
+                streams[out.get("name")].extend(own)
+                continue
+            streams[out.get("name")] = own
+        places.append(own)
+    return [b for place in places for b in place]
+
+
 def merge_streams(outputs):
     """Consecutive stream outputs of the same name joined into one, as nbval compares them."""
     merged = []
@@ -118,13 +139,19 @@ def install():
 
     if getattr(IPyNbCell.compare_outputs, "_with_tolerance", False):
         return
-    original = IPyNbCell.compare_outputs
+    original, original_runtest = IPyNbCell.compare_outputs, IPyNbCell.runtest
+
+    def runtest(self):
+        # nbval joins the stored streams in place before comparing: keep the file's order for the bands
+        self.stored_outputs_in_file_order = copy.deepcopy(self.cell.get("outputs", []))
+        return original_runtest(self)
 
     def compare_outputs(self, test, ref, skip_compare=None):
         bands = self.cell.metadata.get("tolerance")
         if bands is not None:
             test, ref = merge_streams(test), merge_streams(ref)
             try:
+                bands = compare_order(bands, getattr(self, "stored_outputs_in_file_order", ref))
                 test = align(test, ref, bands)
             except ToleranceError as e:
                 self.comparison_traceback = [str(e)]
@@ -133,3 +160,4 @@ def install():
 
     compare_outputs._with_tolerance = True
     IPyNbCell.compare_outputs = compare_outputs
+    IPyNbCell.runtest = runtest
