@@ -3,7 +3,7 @@
 Each ``check_...(answer)`` takes the function you wrote, runs it on fresh random inputs, and
 compares it with the correct result. It prints, in plain words, whether you are right; when you
 are not, it recognizes the classic mistakes by name and gives a hint, never the solution.
-It returns ``True`` when your answer is right, so ``assert check_kl_gaussians(my_kl)`` works too.
+It returns ``True`` when your answer is right, so ``assert check_slerp(my_slerp)`` works too.
 """
 
 import math
@@ -71,14 +71,15 @@ def _check(answer, what, cases, expected, mistakes, shape_hint, dtype=None):
     return True
 
 
-def _gives_nan(answer, case, explanation):
-    """True (after printing ``explanation``) if ``answer(*case)`` returns a tensor holding nan; an answer
-    that raises is left to :func:`_check`, which reports it."""
+def _gives_nan(answer, case, explanation, non_finite=False):
+    """True (after printing ``explanation``) if ``answer(*case)`` returns a tensor holding nan (or, with
+    ``non_finite``, inf too); an answer that raises is left to :func:`_check`, which reports it."""
     try:
         result = answer(*case)
     except Exception:
         return False
-    if torch.is_tensor(result) and torch.isnan(result).any():
+    bad = (~torch.isfinite(result)) if non_finite and torch.is_tensor(result) else None
+    if torch.is_tensor(result) and (torch.isnan(result).any() or (bad is not None and bad.any())):
         print(f"Not quite: {explanation}")
         return True
     return False
@@ -211,47 +212,67 @@ def check_correlated_sample(answer):
 
 # 04 · ELBO ----------------------------------------------------------------------------------
 
-def check_kl_gaussians(answer):
-    """``answer(mu_q, sigma_q, mu_p, sigma_p)``: ``(batch, d)`` each -> ``(batch,)``
-    KL(N(mu_q, diag(sigma_q^2)) || N(mu_p, diag(sigma_p^2))) in nats, checked against torch.distributions."""
-    from torch.distributions import Independent, Normal, kl_divergence
+def check_negative_elbo(answer):
+    """``answer(x, logits, mu, logvar)``: binary images ``x`` ``(batch, D)``, the decoder's ``logits``
+    ``(batch, D)`` for one sample ``z`` of each, and an encoder that returns the mean ``mu`` and the
+    log-variance ``logvar = log sigma^2`` ``(batch, d)`` -> 0-d tensor: the negative ELBO, summed over pixels
+    and latent dimensions, averaged over the batch, in nats per image (what a training step minimizes)."""
+    def case(seed, batch, pixels, latent, saturated=False):
+        g = torch.Generator().manual_seed(seed)
+        x = (torch.rand(batch, pixels, generator=g) < 0.3).float()
+        logits = 3 * torch.randn(batch, pixels, generator=g)
+        if saturated:  # a confident decoder: logits of +30 to +40 where the pixel is 0 (sigmoid rounds to 1)
+            logits = torch.where(x == 0, 30 + 10 * torch.rand(batch, pixels, generator=g), logits)
+        return x, logits, torch.randn(batch, latent, generator=g), torch.randn(batch, latent, generator=g)
 
-    cases = [_inputs(7, (4, 2), (4, 2), (4, 2), (4, 2), positive=(1, 3)),
-             _inputs(8, (16, 5), (16, 5), (16, 5), (16, 5), positive=(1, 3))]
+    def elbo(x, logits, mu, logvar, recon=None, kl=None, reduce=torch.mean):
+        recon = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1) if recon is None else recon
+        kl = 0.5 * (mu**2 + logvar.exp() - 1 - logvar).sum(-1) if kl is None else kl
+        return reduce(recon + kl)
 
-    def correct(mq, sq, mp, sp):
-        return kl_divergence(Independent(Normal(mq, sq), 1), Independent(Normal(mp, sp), 1))
+    def with_kl(kl_of):
+        return lambda x, l, m, lv: elbo(x, l, m, lv, kl=kl_of(m, lv).sum(-1))
 
-    def terms(mq, sq, mp, sp):  # 2 x the KL of each coordinate
-        return torch.log(sp**2 / sq**2) + (sq**2 + (mq - mp) ** 2) / sp**2 - 1
+    cases = [case(31, 5, 12, 3), case(32, 8, 30, 4, saturated=True)]
+    bce_on_probabilities = lambda x, l: F.binary_cross_entropy(torch.sigmoid(l), x, reduction="none").sum(-1)  # noqa: E731
     mistakes = [
-        (lambda mq, sq, mp, sp: terms(mq, sq, mp, sp).sum(-1), "your KL is exactly twice the right value",
-         "did you forget a 1/2? Check mu_q = mu_p, sigma_q = sigma_p gives 0 and one coordinate by hand"),
-        (lambda mq, sq, mp, sp: 0.5 * (torch.log(sp / sq) + (sq + (mq - mp) ** 2) / sp - 1).sum(-1),
-         "you used the standard deviations where the formula has the variances",
-         "sigma is a standard deviation: square it where the derivation has a variance"),
-        (lambda mq, sq, mp, sp: 0.5 * (torch.log(sp**2 / sq**2) + (sq**2 + (mq - mp) ** 2) / sp - 1).sum(-1),
-         "you divided by sigma_p, not by the variance sigma_p^2",
-         "E[(z - mu_p)^2] is divided by p's variance"),
-        (lambda mq, sq, mp, sp: 0.5 * (torch.log(sp**2 / sq**2) + sq**2 / sp**2 + (mq - mp) ** 2 - 1).sum(-1),
-         "the squared difference of the means is not divided by sigma_p^2",
-         "with p = N(0, 1) that division is invisible; here it is not"),
-        (lambda mq, sq, mp, sp: 0.5 * (torch.log(sp**2 / sq**2) + sq**2 / sp**2 - 1).sum(-1),
-         "the means are missing", "under q, E[(z - mu_p)^2] = sigma_q^2 + (mu_q - mu_p)^2"),
-        (lambda mq, sq, mp, sp: correct(mp, sp, mq, sq), "you computed KL(p || q), the other direction",
-         "the KL is not symmetric: the expectation is under q"),
-        (lambda mq, sq, mp, sp: kl_to_standard_normal(mq, sq), "that is the KL to N(0, I): p's mu and sigma are ignored",
-         "section 3's formula is the special case mu_p = 0, sigma_p = 1"),
-        (lambda mq, sq, mp, sp: 0.5 * terms(mq, sq, mp, sp).mean(-1), "you averaged over the latent dimensions",
-         "the KL of independent dimensions is the sum of their KLs"),
-        (lambda mq, sq, mp, sp: correct(mq, sq, mp, sp).sum(), "you summed over the batch too",
-         "return one KL per example, shape (batch,)"),
-        (lambda mq, sq, mp, sp: correct(mq, sq, mp, sp).mean(), "you averaged over the batch too",
-         "return one KL per example, shape (batch,)"),
-        (lambda mq, sq, mp, sp: -correct(mq, sq, mp, sp), "your KL has the wrong sign",
-         "a KL divergence is never negative"),
+        (lambda x, l, m, lv: elbo(x, l, m, lv, recon=F.binary_cross_entropy_with_logits(l, x, reduction="none")
+                                  .mean(-1)), "you averaged the reconstruction term over the pixels",
+         "log p(x | z) of independent pixels is the sum of their log-probabilities; an average weighs the KL "
+         "784 times more than the ELBO does"),
+        (lambda x, l, m, lv: F.binary_cross_entropy_with_logits(l, x) + 0.5 * (m**2 + lv.exp() - 1 - lv).sum(-1).mean(),
+         "you averaged the reconstruction term over the pixels",
+         "the default reduction of the cross-entropy is a mean over every entry: sum over the pixels instead"),
+        (lambda x, l, m, lv: elbo(x, l, m, lv, kl=torch.zeros(len(x))), "the KL term is missing: that is an "
+         "autoencoder's loss", "the negative ELBO is the reconstruction term plus KL(q(z | x) || N(0, I))"),
+        (lambda x, l, m, lv: elbo(x, l, m, lv, recon=bce_on_probabilities(x, l)), "you took the cross-entropy of "
+         "sigmoid(logits): where the decoder is confident, sigmoid rounds to exactly 1, and the loss of that pixel "
+         "is clipped at 100 nats whatever the logit", "work with the logits themselves"),
+        (with_kl(lambda m, lv: 0.5 * (m**2 + lv.exp() - 1 - 0.5 * lv)), "your KL has log sigma where log sigma^2 "
+         "belongs (a factor 2 is missing on the log term)", "logvar is already log sigma^2"),
+        (with_kl(lambda m, lv: 0.5 * (m**2 + lv.exp() - 1 + lv)), "the log term of your KL has the wrong sign",
+         "the KL to N(0, 1) is 0 at mu = 0, sigma = 1, and grows as sigma shrinks"),
+        (with_kl(lambda m, lv: 0.5 * (m**2 + lv**2 - 1 - torch.log(lv**2))), "you used the log-variance as if it "
+         "were sigma", "the encoder gives log sigma^2: sigma^2 = exp(logvar)"),
+        (with_kl(lambda m, lv: 0.5 * (m**2 + (0.5 * lv).exp().exp() - 1 - (0.5 * lv).exp())), "you put sigma into a "
+         "formula written for the log-variance", "in 0.5 (mu^2 + exp(logvar) - 1 - logvar), logvar is "
+         "log sigma^2, not sigma"),
+        (with_kl(lambda m, lv: 0.5 * (m**2 + (2 * lv).exp() - 1 - 2 * lv)), "you used the log-variance as if it "
+         "were log sigma", "logvar = log sigma^2, so sigma^2 = exp(logvar)"),
+        (with_kl(lambda m, lv: (m**2 + lv.exp() - 1 - lv)), "your KL is twice the right value",
+         "did you forget the 1/2?"),
+        (lambda x, l, m, lv: -elbo(x, l, m, lv), "your loss has the wrong sign: that is the ELBO",
+         "a training step minimizes the negative ELBO, a number of nats"),
+        (lambda x, l, m, lv: elbo(x, l, m, lv, reduce=torch.sum), "you summed over the batch",
+         "average over the batch: nats per image, whatever the batch size"),
+        (lambda x, l, m, lv: elbo(x, l, m, lv, reduce=lambda t: t), "you returned one loss per image",
+         "a training step needs one number: the mean over the batch"),
     ]
-    return _check(answer, "KL", cases, correct, mistakes, "(batch,): one KL per example")
+    if _gives_nan(answer, cases[1], "your loss is inf or nan on a confident decoder. Hint: where a logit is "
+                  "large, sigmoid rounds to 1 and log(1 - 1) is -inf: work with the logits themselves.",
+                  non_finite=True):
+        return False
+    return _check(answer, "negative ELBO", cases, elbo, mistakes, "(): one number, nats per image")
 
 
 # 05 · training ------------------------------------------------------------------------------
@@ -263,8 +284,9 @@ def check_iwae_estimate(answer):
     def case(seed, k, n, centre, spread):
         g = torch.Generator().manual_seed(seed)
         return (centre + spread * torch.randn(k, n, generator=g),)
-    # small log-weights first (every formula is finite), then digit-sized ones (e^-120 underflows float32)
-    cases = [case(21, 7, 3, 0.0, 2.0), case(22, 50, 4, -120.0, 5.0)]
+    # small log-weights first (every formula is finite), then digit-sized ones (e^-120 underflows float32),
+    # then those of a poor model on a hard image (e^-800 underflows float64 too: its smallest is about e^-745)
+    cases = [case(21, 7, 3, 0.0, 2.0), case(22, 50, 4, -120.0, 5.0), case(20, 30, 2, -800.0, 5.0)]
     correct = lambda lw: torch.logsumexp(lw, dim=0) - math.log(len(lw))  # noqa: E731
     mistakes = [
         (lambda lw: lw.mean(0), "you averaged the log-weights: that is the ELBO estimated with k samples, "
@@ -273,8 +295,11 @@ def check_iwae_estimate(answer):
          "log((1/k) sum_i w_i) = log(sum_i w_i) - log k"),
         (lambda lw: torch.logsumexp(lw, dim=0) / len(lw), "you divided the log of the sum by k",
          "dividing inside the log is subtracting log k outside it"),
-        (lambda lw: torch.log(torch.exp(lw).mean(0)), "exp underflowed: these weights are about e^-120, below "
-         "the smallest float32, so their mean is 0 and its log is -inf", "stay in log space: torch.logsumexp"),
+        (lambda lw: torch.log(torch.exp(lw.double()).mean(0)).float(), "exp underflowed even in float64: its "
+         "smallest number is about e^-745, and these log-weights are near -800, so their mean is 0 and its log "
+         "is -inf", "more bits only move the cliff: stay in log space"),
+        (lambda lw: torch.log(torch.exp(lw).mean(0)), "exp underflowed: weights of about e^-120 are below the "
+         "smallest float32 (about e^-103), so their mean is 0 and its log is -inf", "stay in log space"),
         (lambda lw: lw.max(0).values, "you kept only the largest weight",
          "that is close only when one weight dominates: sum all k of them"),
     ]
@@ -318,44 +343,49 @@ def check_slerp(answer):
 
 # 07 · beta and posterior collapse -------------------------------------------------------------
 
-def check_free_bits_kl(answer):
-    """``answer(mu, sigma, lam)``: posterior parameters ``(batch, d)`` of a batch and a floor ``lam`` in nats ->
-    0-d tensor, the free-bits rate of Kingma et al. (2016) with one unit per group:
-    ``sum_u max(lam, mean over the batch of KL(q(z_u | x) || N(0, 1)))``."""
-    def case(seed, n, units, lam):
-        # units: (spread of mu across the batch, centre of sigma) per unit; small spreads give units below lam
+def check_collapsed_units(answer):
+    """``answer(mu, sigma)``: the posterior parameters ``(n, d)`` of n held-out images -> ``(d,)`` bool,
+    True for each collapsed unit: a unit whose posterior is the prior N(0, 1), its KL averaged over the
+    images under 0.01 nats."""
+    def unit(g, n, kind):
+        """mu, sigma (n,) of one unit of a given kind."""
+        noise = torch.randn(n, generator=g)
+        noise = (noise - noise.mean()) / noise.std()           # exactly mean 0, spread 1: units land where meant
+        wobble = 1 + 0.02 * torch.randn(n, generator=g)
+        return {"busy": (1.5 * noise, 0.2 * wobble),           # moves with the image, narrow: in use
+                "collapsed": (0.05 * noise, wobble),           # the prior for every image: about 0.002 nats
+                "fading": (0.12 * noise, torch.ones(n)),        # nearly the prior: 0.007 nats
+                "parked": (1.2 + 0.01 * noise, 0.5 * wobble),   # never moves, but far from the prior: 1 nat
+                "swinging": (0.8 * noise, wobble),              # sigma of the prior, but mu swings: 0.3 nats
+                "drifting": (0.3 + 0.01 * noise, wobble)}[kind]  # sigma of the prior, mu a little off: 0.05 nats
+
+    def case(seed, n, kinds):
         g = torch.Generator().manual_seed(seed)
-        spread, centre = (torch.tensor(u) for u in zip(*units))
-        mu = spread * torch.randn(n, len(units), generator=g)
-        sigma = centre * (0.8 + 0.4 * torch.rand(n, len(units), generator=g))
-        return mu, sigma, lam
-    busy, middling, faint, quiet = (1.5, 0.2), (0.6, 0.6), (0.25, 0.95), (0.05, 1.0)
-    cases = [case(23, 16, [busy, faint, middling, quiet, faint], 0.25),
-             case(24, 40, [quiet, busy, faint, busy, middling, quiet, faint], 0.5)]
-    per_unit = lambda m, s: 0.5 * (m**2 + s**2 - 1 - torch.log(s**2))  # noqa: E731  (batch, d)
-    correct = lambda m, s, lam: per_unit(m, s).mean(0).clamp(min=lam).sum()  # noqa: E731
+        mus, sigmas = zip(*(unit(g, n, kind) for kind in kinds))
+        return torch.stack(mus, dim=1), torch.stack(sigmas, dim=1)
+
+    cases = [case(41, 200, ["busy", "collapsed", "parked", "swinging", "drifting", "fading"]),
+             case(42, 300, ["collapsed", "busy", "swinging", "parked", "drifting", "fading", "collapsed"])]
+    per_image = lambda m, s: 0.5 * (m**2 + s**2 - 1 - torch.log(s**2))  # noqa: E731  (n, d)
+    correct = lambda m, s: per_image(m, s).mean(0) < 0.01               # noqa: E731
     mistakes = [
-        (lambda m, s, lam: per_unit(m, s).clamp(min=lam).mean(0).sum(), "you clamped each image's KL before "
-         "averaging over the batch", "Kingma et al. average each unit's KL over the batch first and clamp that "
-         "average: a unit may carry nothing for one image as long as the batch uses it"),
-        (lambda m, s, lam: per_unit(m, s).mean(0).clamp(max=lam).sum(), "you capped each unit's KL at lambda "
-         "from above", "a unit below lambda counts as lambda (no push towards the prior); above it, as itself"),
-        (lambda m, s, lam: per_unit(m, s).mean(0).sum(), "nothing is clamped: that is the plain rate (clamping "
-         "the total of all the units does nothing once it is above lambda)",
-         "replace each unit's batch-averaged KL by max(lambda, that KL), then sum"),
-        (lambda m, s, lam: (per_unit(m, s).mean(0) - lam).clamp(min=0).sum(), "you computed max(KL - lambda, 0): "
-         "the same gradients, but the value is lower by lambda for every unit, so it no longer reads as the "
-         "nats of rate the objective charges", "use max(lambda, KL)"),
-        (lambda m, s, lam: per_unit(m, s).sum(0).clamp(min=lam).sum(), "you summed each unit's KL over the batch "
-         "instead of averaging it", "the floor lambda is in nats per image: compare it with the batch mean"),
-        (lambda m, s, lam: (2 * per_unit(m, s)).mean(0).clamp(min=lam).sum(), "your KL of each unit is twice "
-         "the right value", "did you forget the 0.5 in front?"),
-        (lambda m, s, lam: per_unit(m, s).mean(0).clamp(min=lam), "you returned one number per unit",
-         "the rate of the objective is their sum: one number"),
-        (lambda m, s, lam: per_unit(m, s).mean(0).clamp(min=lam).mean(), "you averaged over the units",
-         "the KL of independent units is the sum of their KLs"),
+        (lambda m, s: m.var(0) < 0.01, "you tested only whether mu moves with the image: a unit whose mu stays "
+         "put away from 0, with a narrow sigma, carries nothing about the image yet is far from the prior",
+         "collapse means the posterior is N(0, 1) itself; what measures the distance between two Gaussians?"),
+        (lambda m, s: (s.mean(0) - 1).abs() < 0.05, "you looked at sigma only: a unit with sigma = 1 whose mu "
+         "swings from image to image is not the prior", "mu and sigma both have to match N(0, 1)"),
+        (lambda m, s: per_image(m.mean(0, keepdim=True), s.mean(0, keepdim=True))[0] < 0.01, "you averaged mu "
+         "and sigma over the images before comparing with the prior: a mu that swings both ways averages to 0",
+         "compare each image's posterior with the prior, then average over the images"),
+        (lambda m, s: (2 * per_image(m, s)).mean(0) < 0.01, "your KL is twice the right value, so a unit at "
+         "0.007 nats was not counted", "did you forget the 1/2?"),
+        (lambda m, s: per_image(m, s).sum(0) < 0.01, "you summed each unit's KL over the images, so no unit "
+         "ever falls under 0.01", "the threshold is in nats per image: average over the images"),
+        (lambda m, s: per_image(m, s).mean(0) >= 0.01, "your mask is True for the units in use",
+         "True should mark the collapsed units"),
     ]
-    return _check(answer, "free-bits rate", cases, correct, mistakes, "(): one number for the batch")
+    return _check(answer, "collapsed-unit mask", cases, correct, mistakes, "(latent_dim,): True where collapsed",
+                  dtype=torch.bool)
 
 
 # 08 · convolutional VAE ---------------------------------------------------------------------
@@ -444,7 +474,7 @@ def check_negative_elbo_per_label(answer):
 
 CHECKS = {
     "00": [check_to_unit_range], "01": [check_off_data_threshold], "02": [check_posterior_on_grid],
-    "03": [check_correlated_sample], "04": [check_kl_gaussians],
+    "03": [check_correlated_sample], "04": [check_negative_elbo],
     "05": [check_iwae_estimate], "06": [check_slerp],
-    "07": [check_free_bits_kl], "08": [check_conv2d], "09": [check_negative_elbo_per_label],
+    "07": [check_collapsed_units], "08": [check_conv2d], "09": [check_negative_elbo_per_label],
 }
