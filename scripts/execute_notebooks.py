@@ -20,10 +20,12 @@ import time
 from collections import Counter
 
 import nbformat
-import vaelib  # noqa: F401  (first: the kernels started here inherit its thread wait settings)
+from vaelib.threads import set_wait_policy
 from nbconvert.preprocessors import ExecutePreprocessor
 from repo import ROOT, notebooks
 from sync_launch_cells import repository_url, sync_notebook
+
+set_wait_policy()  # as the test suite (tests/conftest.py): the kernels started here run beside other work
 
 
 def execute(path, timeout=600):

@@ -29,9 +29,11 @@ import statistics
 import sys
 
 import nbformat
-import vaelib  # noqa: F401  (first: the kernels started here inherit its thread wait settings)
+from vaelib.threads import set_wait_policy
 from nbconvert.preprocessors import ExecutePreprocessor
 from repo import ROOT, notebooks
+
+set_wait_policy()  # as the test suite (tests/conftest.py): the kernels started here run beside other work
 
 TRAINS = re.compile(r"\bfit\(|\.step\(|train_one_epoch\(")
 SEED = re.compile(r"seed_everything\((\d+)\)")

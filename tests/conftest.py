@@ -11,11 +11,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
-# Let OpenMP's idle threads spin only briefly, then sleep: importing vaelib before anything imports torch
-# runs vaelib.threads.set_wait_policy() first, for this process and every notebook kernel nbval starts
-# (they inherit the environment).
+# The suite runs notebooks beside each other and beside CI's other work: let OpenMP's idle threads spin
+# only briefly, then sleep, in this process and every notebook kernel nbval starts (they inherit the
+# environment), before anything imports torch. vaelib itself leaves the wait alone (see vaelib/threads.py).
 try:
-    import vaelib  # noqa: F401
+    from vaelib.threads import set_wait_policy
+    set_wait_policy()
 except Exception:  # a broken vaelib is reported by the tests that use it, not by the set-up
     pass
 

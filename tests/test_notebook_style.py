@@ -122,9 +122,3 @@ def test_answers_have_no_launch_cells(path):
     tags = {t for c in cells(path) for t in c.get("metadata", {}).get("tags", [])}
     assert not tags & {"launch-badge", "colab-setup"}
 
-
-@pytest.mark.parametrize("path", NOTEBOOKS + ANSWERS, ids=lambda p: f"{p.parent.name}/{p.stem}")
-def test_vaelib_is_imported_before_torch(path):
-    """vaelib sets how torch's idle threads wait; OpenMP reads it when torch loads, so vaelib comes first."""
-    imports = re.findall(r"^(?:import|from)\s+(torch|vaelib)\b", text_of(path, ("code",)), flags=re.M)
-    assert imports and imports[0] == "vaelib", f"{path.name}: the first of torch and vaelib imported is {imports[:1]}"

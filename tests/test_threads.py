@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -21,18 +22,19 @@ def python(code, **env_changes):
                           check=True).stdout.split()
 
 
-VAELIB = "PASSIVE, GOMP_SPINCOUNT=1000"
+SUITE = "PASSIVE, GOMP_SPINCOUNT=1000"
 
 
-def test_importing_vaelib_before_torch_sets_the_wait_settings_and_after_cannot():
-    code = "import vaelib, os; print(os.environ['OMP_WAIT_POLICY'], os.environ['GOMP_SPINCOUNT'], " \
-           "os.environ['KMP_BLOCKTIME']); print(vaelib.threads.wait_policy())"
-    assert python(code) == ["PASSIVE", "1000", "1", *VAELIB.split()]
-    # torch first: too late for OpenMP, and wait_policy says so
-    assert python("import torch, vaelib; print(vaelib.threads.wait_policy())") == ["default"]
+def test_vaelib_leaves_the_wait_alone_in_either_import_order():
+    for first in ("import vaelib, torch", "import torch, vaelib"):
+        code = f"{first}, os; print('OMP_WAIT_POLICY' in os.environ); print(vaelib.threads.wait_policy())"
+        assert python(code.replace(", os", "; import os")) == ["False", "default"]
     # a policy set in the process before torch loaded (a cell of the user's own) is reported as in force
     code = "import os; os.environ['OMP_WAIT_POLICY'] = 'passive'; import torch, vaelib; print(vaelib.threads.wait_policy())"
     assert python(code) == ["PASSIVE"]
+    # set after torch loaded: too late for OpenMP, and wait_policy says so
+    code = "import torch, vaelib, os; os.environ['OMP_WAIT_POLICY'] = 'passive'; print(vaelib.threads.wait_policy())"
+    assert python(code) == ["default"]
 
 
 def test_a_policy_or_spin_count_chosen_by_the_user_is_kept(monkeypatch):
@@ -45,17 +47,8 @@ def test_a_policy_or_spin_count_chosen_by_the_user_is_kept(monkeypatch):
     assert threads.set_wait_policy() == "PASSIVE, GOMP_SPINCOUNT=50000"
 
 
-def test_this_test_run_has_vaelibs_wait_settings():
-    assert threads.wait_policy() == VAELIB, "tests/conftest.py sets them before torch is imported"
-
-
-def test_binders_start_script_sets_the_same_as_vaelib():
-    """Binder's `start` gives every kernel vaelib's settings, whatever the kernel imports first."""
-    report = "import torch, vaelib; print(vaelib.threads.wait_policy())"
-    out = subprocess.run([str(ROOT / "start"), sys.executable, "-c", report],
-                         env={k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")},
-                         capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == VAELIB
+def test_this_test_run_has_the_suites_wait_settings():
+    assert threads.wait_policy() == SUITE, "tests/conftest.py sets them before torch is imported"
 
 
 def test_the_set_up_cell_leaves_threads_to_vaelib():
@@ -70,7 +63,7 @@ def test_available_cpus_follows_the_affinity_mask_and_a_policy_set_before_python
     code = "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); import torch, vaelib; " \
            "print(vaelib.threads.available_cpus(), vaelib.threads.default_threads(), vaelib.threads.wait_policy())"
     assert python(code, OMP_WAIT_POLICY="passive") == ["1", "1", "PASSIVE"]
-    assert python(code, OMP_WAIT_POLICY="passive", GOMP_SPINCOUNT="1000") == ["1", "1", *VAELIB.split()]
+    assert python(code, OMP_WAIT_POLICY="passive", GOMP_SPINCOUNT="1000") == ["1", "1", *SUITE.split()]
 
 
 def write(path, text):
@@ -110,3 +103,43 @@ def test_configure_threads_never_exceeds_the_available_cpus(monkeypatch):
         assert threads.configure_threads() == 3
     finally:
         torch.set_num_threads(before)
+
+
+def test_idle_cpus_is_what_other_processes_leave(monkeypatch):
+    monkeypatch.setattr(threads, "available_cpus", lambda: 2)
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 2)
+    # readings: (wall s, machine busy CPU-s, own CPU-s); over 1 s the machine was busy 1.8 CPU-s, we 0.8
+    assert threads.idle_cpus((0.0, 10.0, 5.0), (1.0, 11.8, 5.8)) == pytest.approx(1.0)
+    assert threads.idle_cpus((0.0, 10.0, 5.0), (1.0, 11.9, 5.9)) == pytest.approx(1.0)
+    assert threads.idle_cpus((0.0, 10.0, 5.0), (1.0, 11.6, 5.6)) == pytest.approx(1.0)
+    assert threads.idle_cpus((0.0, 10.0, 5.0), (1.0, 10.1, 5.1)) == pytest.approx(2.0)   # a quiet machine
+    assert threads.idle_cpus((0.0, 10.0, 5.0), (1.0, 13.0, 5.0)) == 0.0                  # never negative
+    assert threads.idle_cpus(None, (1.0, 11.0, 5.0)) is None
+    assert threads.idle_cpus((0.0, 10.0, 5.0), (0.001, 10.0, 5.0)) is None              # too short to tell
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 64)      # a container on a large host: not our load
+    assert threads.idle_cpus((0.0, 10.0, 5.0), (1.0, 11.8, 5.8)) is None
+
+
+def test_threads_follow_the_idle_cpus_between_one_and_the_most(monkeypatch):
+    monkeypatch.setattr(threads, "available_cpus", lambda: 2)
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 2)
+    quiet, busy = (1.0, 10.3, 5.2), (1.0, 11.9, 5.0)     # others used 0.1 and 1.9 CPUs of 2
+    start = (0.0, 10.0, 5.0)
+    assert threads.threads_for_load(start, quiet, most=2) == 2
+    assert threads.threads_for_load(start, busy, most=2) == 1
+    assert threads.threads_for_load(start, (1.0, 10.9, 5.0), most=2) == 1   # 1.1 CPUs idle: one thread
+    assert threads.threads_for_load(start, quiet, most=1) == 1
+    assert threads.threads_for_load(None, quiet, most=2) == 2               # load unknown: as before
+
+
+def test_cpu_clock_reads_this_machine():
+    reading = threads.cpu_clock()
+    if reading is None:
+        pytest.skip("no /proc/stat here")
+    x, begun = 0, time.perf_counter()
+    while time.perf_counter() - begun < 0.1:   # some CPU time of our own
+        x += sum(i * i for i in range(1000))
+    later = threads.cpu_clock()
+    assert x > 0 and later[0] > reading[0] and later[1] >= reading[1] and later[2] > reading[2]
+    idle = threads.idle_cpus(reading, later)
+    assert idle is None if (os.cpu_count() or 1) > threads.available_cpus() else 0 <= idle <= threads.available_cpus()

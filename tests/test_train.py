@@ -89,13 +89,13 @@ def test_fit_continues_a_history_and_beta_weights_the_kl(mnist):
 
 
 @pytest.mark.parametrize("recipe", [{}, {"lr": 3e-3, "schedule": "onecycle"}], ids=["constant", "onecycle"])
-def test_fit_is_reproducible(mnist, recipe):
+def test_fit_is_reproducible(mnist, recipe):   # with a fixed thread count, whatever the machine's load
     x, _ = mnist
     runs = []
     for _ in range(2):
         model = small_vae()
         torch.manual_seed(1)
-        history = vaelib.fit(model, x[:300], epochs=2, batch_size=64, progress=False, **recipe)
+        history = vaelib.fit(model, x[:300], epochs=2, batch_size=64, progress=False, threads=2, **recipe)
         runs.append((history, [p.detach().clone() for p in model.parameters()]))
     assert runs[0][0] == runs[1][0]
     assert all(torch.equal(a, b) for a, b in zip(runs[0][1], runs[1][1]))
@@ -333,3 +333,40 @@ def test_evaluate_refuses_a_batch_size_or_beta_that_means_nothing():
         vaelib.evaluate(vaelib.VAE(hidden=(8,)), torch.rand(3, 784), batch_size=0)
     with pytest.raises(ValueError, match="beta"):
         vaelib.evaluate(vaelib.VAE(hidden=(8,)), torch.rand(3, 784), beta=-2)
+
+
+def test_fit_follows_the_load_and_gives_the_threads_back(mnist, monkeypatch):
+    x, _ = mnist
+    looks, seen = [], []
+
+    def busy_machine(start, end=None, most=None):   # as if another process kept one of two CPUs busy
+        looks.append(most)
+        return 1
+
+    class Watched(vaelib.VAE):
+        def loss(self, *args, **kwargs):
+            seen.append(torch.get_num_threads())
+            return super().loss(*args, **kwargs)
+
+    monkeypatch.setattr(train, "threads_for_load", busy_machine)
+    monkeypatch.setattr(train, "_last_look", None)   # no earlier fit to start from
+    torch.set_num_threads(2)
+    model = Watched(input_dim=784, hidden=(16,), latent_dim=2)
+    vaelib.fit(model, x[:640], epochs=2, batch_size=32, progress=False)   # 20 steps an epoch
+    assert looks == [2, 2, 2]                        # after step 8 and after each epoch, up to the 2 it had
+    looks.clear()
+    assert seen[:train.FIRST_LOOK_AT_LOAD] == [2] * train.FIRST_LOOK_AT_LOAD and set(seen[8:]) == {1}
+    assert torch.get_num_threads() == 2              # given back when fit returns
+    seen.clear()
+    vaelib.fit(model, x[:640], epochs=1, batch_size=32, progress=False)
+    assert set(seen) == {1}                          # right after: starts from where the last fit ended
+    looks.clear()
+    vaelib.fit(model, x[:640], epochs=1, batch_size=32, progress=False, threads=1)
+    assert looks == [] and torch.get_num_threads() == 2   # a fixed count: the load is not looked at
+
+
+@pytest.mark.parametrize("threads", [0, -1, 1.5, True, "2"])
+def test_fit_threads_must_be_a_whole_number(mnist, threads):
+    x, _ = mnist
+    with pytest.raises(ValueError, match="threads must be None"):
+        vaelib.fit(small_vae(), x[:10], threads=threads, progress=False)

@@ -16,7 +16,7 @@ Read it after the notebooks, one module at a time:
 * ``widgets`` -- the live explorers of notebooks 06, 07 and 09: sliders -> decoded digits as PNG bytes
 """
 
-from . import threads  # first, before torch loads: OpenMP's idle threads spin briefly, then sleep (see threads.py)
+from . import threads  # fit follows the load: no more threads than idle CPUs (see threads.py)
 from . import (checkpoints, data, environment, exercises, judge, losses, models, plots, pretrained, render, train,
                widgets)
 from .checkpoints import load_checkpoint, save_checkpoint

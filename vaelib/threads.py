@@ -1,46 +1,45 @@
-"""How many CPU threads torch uses, and how its idle threads wait.
+"""How many CPU threads torch uses, and how training keeps its speed beside another busy process.
 
-torch runs its CPU kernels on OpenMP threads. Between two parallel regions an idle OpenMP thread
-*spins* by default (GNU OpenMP, which Linux builds of torch use: some 300,000 polls, about 3 ms,
-before it sleeps). On a machine of its own that saves the cost of waking a sleeping thread; beside
-another busy process it is a disaster: the spinning thread holds the core the other process (or
-torch's own other thread) needs. Sleeping at once (``OMP_WAIT_POLICY=PASSIVE``) never collapses,
-but a training step runs hundreds of short parallel regions and pays a wake-up in each, so a
-machine of its own runs small models almost half as fast.
+torch runs its CPU kernels on OpenMP threads, and a training step runs hundreds of short parallel
+regions. Between two of them an idle OpenMP thread *spins* (GNU OpenMP, which Linux builds of torch
+use: some 300,000 polls, about 3 ms, before it sleeps). On a machine of its own that is the fastest
+way to wait. Beside another busy process it is a disaster: two threads on two CPUs, one of them
+shared, and every region waits for the thread that lost its turn, while the spinning thread holds
+the core the other process needs: measured here, an epoch took 2.9 times as long.
 
-So vaelib lets idle threads spin briefly and then sleep: ``GOMP_SPINCOUNT=1000`` (about 10
-microseconds of polling; GNU OpenMP lets it override the policy), ``KMP_BLOCKTIME=1`` for LLVM's
-OpenMP (macOS builds of torch; it does not read ``GOMP_SPINCOUNT``, and 1 ms is the shortest spin it
-takes in every version, against its default of 200 ms), and ``OMP_WAIT_POLICY=PASSIVE`` for the
-runtimes that read neither. Only GNU OpenMP was measured (Linux); the LLVM setting is not. ``benchmarks/contention.py`` prints, side by
-side, the seconds per training epoch alone and beside one busy process for these settings, for
-spinning and sleeping threads, and for one thread. It uses at most two threads, never more than the
-CPUs this process may really use (its CPU affinity and its cgroup CPU quota, as on Binder or in a
-container, where ``os.cpu_count()`` shows the whole host).
+vaelib leaves OpenMP's waiting alone (its default is the fastest alone, whichever of torch and
+vaelib is imported first) and fixes the cause instead: :func:`vaelib.fit` uses no more threads than
+there are CPUs that other processes leave idle, looked at after the first steps and after every
+epoch (:func:`threads_for_load`, from ``/proc/stat`` less this process's own CPU time; Linux only,
+and only where this process may use every CPU of the machine, since in a container the host's
+load says nothing about its own quota). Beside one busy process on two CPUs it trains on one
+thread, which never waits for another. ``benchmarks/contention.py`` prints, side by side, the
+seconds per epoch alone and beside a busy process, in both import orders, against two threads that
+ignore the load and against one thread.
 
-OpenMP reads these variables once, when torch's shared libraries load (``import torch``); setting
-them later changes nothing. They are set, unless you chose ``OMP_WAIT_POLICY`` yourself:
+The test suite is different: it runs notebooks beside each other and beside CI's other work, so
+``tests/conftest.py`` calls :func:`set_wait_policy` before torch loads (idle threads poll for about
+10 microseconds, then sleep), which every notebook kernel it starts inherits. Do the same yourself
+on a shared server (``export OMP_WAIT_POLICY=PASSIVE GOMP_SPINCOUNT=1000 KMP_BLOCKTIME=1`` before
+starting Jupyter): it cost 13 % of speed alone here. ``KMP_BLOCKTIME`` is for LLVM's OpenMP
+(macOS builds of torch), which does not read ``GOMP_SPINCOUNT``; only GNU OpenMP was measured.
 
-* when ``vaelib`` is imported before ``torch`` (``vaelib/__init__.py`` imports this module first; the
-  notebooks import vaelib before torch);
-* by the test suite (``tests/conftest.py``), so every notebook kernel the tests start inherits them;
-* on Binder by the ``start`` script.
-
-Elsewhere, set them yourself before starting Python or Jupyter:
-``export OMP_WAIT_POLICY=PASSIVE GOMP_SPINCOUNT=1000 KMP_BLOCKTIME=1``.
-
-How threads wait never changes a result. The thread count does (it splits float sums differently),
-so it depends only on the machine, never on the load: results stay bit-identical run to run on one
-machine, and other thread counts change the last digits as other CPUs do, which the notebooks'
-stated tolerances cover.
+How threads wait never changes a result. The thread count does (it splits float sums differently):
+on a quiet machine ``fit`` always uses the same count, so seeded results are bit-identical run after
+run; beside other work a run on fewer threads changes the last digits as another CPU does, which the
+notebooks' stated tolerances cover. ``fit(..., threads=2)`` fixes the count whatever the load. The
+count is at most two, never more than the CPUs this process may really use (its CPU affinity and its
+cgroup CPU quota, as on Binder or in a container, where ``os.cpu_count()`` shows the whole host).
 """
 
 import math
 import os
 import sys
+import time
 
-#: What vaelib asks OpenMP for (see the module docstring): any OpenMP runtime lets idle threads sleep;
-#: GNU OpenMP first lets them poll this many times (its GOMP_SPINCOUNT takes precedence over the policy).
+#: What :func:`set_wait_policy` asks OpenMP for (the test suite; see the module docstring): any OpenMP
+#: runtime lets idle threads sleep; GNU OpenMP first lets them poll this many times (its GOMP_SPINCOUNT
+#: takes precedence over the policy).
 WAIT_POLICY = "PASSIVE"
 SPIN_COUNT = "1000"
 #: LLVM's OpenMP (libomp, macOS): milliseconds an idle thread spins before it sleeps (its default: 200).
@@ -49,13 +48,17 @@ BLOCK_TIME = "1"
 #: the same results on every machine with at least two CPUs.
 MAX_THREADS = 2
 
-#: If torch loaded before vaelib, the wait settings as they were then (vaelib's own come too late for it).
+#: Clock ticks per second of /proc/stat's counters.
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+#: If torch loaded before vaelib, the wait settings as they were then (later changes come too late for it).
 _BEFORE_VAELIB = dict(os.environ) if "torch" in sys.modules else None
 
 
 def set_wait_policy():
-    """Put vaelib's wait settings in the environment unless ``OMP_WAIT_POLICY`` is already set;
+    """Put the test suite's wait settings in the environment unless ``OMP_WAIT_POLICY`` is already set;
     return :func:`wait_policy`'s description of what is in force for OpenMP runtimes started from now on.
+    vaelib does not call it; ``tests/conftest.py`` does, for the notebooks it runs side by side.
 
     It only takes effect if torch has not been imported yet in this process, and it is inherited
     by processes started from this one (notebook kernels, workers). A ``GOMP_SPINCOUNT`` you set
@@ -77,12 +80,13 @@ def _describe(environment):
 
 
 def wait_policy():
-    """How torch's OpenMP threads wait: ``"PASSIVE, GOMP_SPINCOUNT=1000"`` (vaelib's settings),
-    ``"PASSIVE"``, ``"ACTIVE"`` or ``"default"`` (nothing set: spin about 3 ms, then sleep).
+    """How torch's OpenMP threads wait: ``"default"`` (nothing set: spin about 3 ms, then sleep),
+    ``"PASSIVE, GOMP_SPINCOUNT=1000"`` (:func:`set_wait_policy`, as the test suite runs), ``"PASSIVE"``
+    or ``"ACTIVE"``.
 
-    OpenMP read the environment when torch loaded. If vaelib ran first, that is what it set. If torch
-    was imported first, it is the environment as vaelib found it: what the shell or an earlier cell put
-    there before torch loaded, without vaelib's own settings (which then only reach child processes).
+    OpenMP read the environment when torch loaded. If vaelib was imported first, that is the
+    environment now (set it before the first ``import torch``); if torch was, it is the environment as
+    vaelib found it, since a later change reaches only child processes.
     """
     return _describe(os.environ if _BEFORE_VAELIB is None else _BEFORE_VAELIB)
 
@@ -174,4 +178,43 @@ def configure_threads(threads=None):
     return count
 
 
-set_wait_policy()
+def cpu_clock():
+    """A reading for :func:`idle_cpus`: ``(wall seconds, CPU-seconds the whole machine has been busy,
+    CPU-seconds of this process)``, or ``None`` where ``/proc/stat`` cannot be read (not Linux)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:9]]   # user nice system idle iowait irq softirq steal
+    except (OSError, ValueError):
+        return None
+    busy = sum(fields) - fields[3] - fields[4]
+    return time.perf_counter(), busy / _CLOCK_TICKS, time.process_time()
+
+
+def idle_cpus(start, end=None):
+    """How many CPUs other processes left idle between two :func:`cpu_clock` readings (``end``: now),
+    out of :func:`available_cpus`; ``None`` if either reading is missing or they are too close in time.
+
+    The machine's busy time less this process's own is what everyone else used; spread over the
+    wall time between the readings, it is how many CPUs they kept busy.
+    """
+    end = cpu_clock() if end is None else end
+    if start is None or end is None or end[0] - start[0] < 0.02:
+        return None
+    if (os.cpu_count() or 1) > available_cpus():   # a container or a CPU set: the host's load is not ours
+        return None
+    others = ((end[1] - start[1]) - (end[2] - start[2])) / (end[0] - start[0])
+    return max(0.0, available_cpus() - max(0.0, others))
+
+
+def threads_for_load(start, end=None, most=None):
+    """The thread count for the CPUs left idle between two readings: as many threads as idle CPUs
+    (rounded), between 1 and ``most`` (default :func:`default_threads`); ``most`` if the load is unknown.
+
+    A thread more than there are idle CPUs does not add speed, it takes turns with another process,
+    and each of torch's many short parallel regions then waits for the thread that lost its turn.
+    """
+    most = default_threads() if most is None else most
+    idle = idle_cpus(start, end)
+    if idle is None:
+        return most
+    return max(1, min(most, math.floor(idle + 0.5)))

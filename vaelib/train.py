@@ -13,6 +13,16 @@ from tqdm.auto import tqdm
 from tqdm.notebook import tqdm as notebook_tqdm
 from tqdm.std import tqdm as text_tqdm
 
+from .threads import cpu_clock, idle_cpus, threads_for_load
+
+#: The step after which fit first compares its threads with the CPUs that other processes leave idle
+#: (a few steps: long enough to measure the load, short enough not to train long on too many threads).
+FIRST_LOOK_AT_LOAD = 8
+
+#: What the last fit that followed the load saw when it ended: ``(cpu_clock() reading, thread count)``.
+#: The next fit starts from the load since then (or, right after it, from its count), not from scratch.
+_last_look = None
+
 
 def pick_device():
     """The best available device: ``"cuda"``, then ``"mps"`` (Apple), then ``"cpu"``."""
@@ -140,7 +150,7 @@ def make_scheduler(optimizer, schedule, total_steps):
 
 
 def fit(model, train_data, test_data=None, epochs=10, batch_size=128, lr=1e-3, beta=1.0,
-        device=None, optimizer=None, history=None, progress=True, schedule=None, binarize=False):
+        device=None, optimizer=None, history=None, progress=True, schedule=None, binarize=False, threads=None):
     """Train ``model`` by minimizing the batch mean of ``model.loss(x, beta)["loss"]`` with Adam.
 
     Args:
@@ -161,6 +171,14 @@ def fit(model, train_data, test_data=None, epochs=10, batch_size=128, lr=1e-3, b
             level's probability), so the model is fitted to binary images a Bernoulli can produce and
             sees a new draw of each digit every time. ``test_data`` is scored as given: pass a fixed
             binarization (``load_mnist("test", binarize=True)``).
+        threads: CPU threads for training. ``None`` (the default) follows the load: up to torch's
+            thread count when ``fit`` is called (2 after :func:`seed_everything`), but no more threads
+            than there are CPUs that other processes leave idle, looked at after the first steps and
+            after every epoch (Linux; elsewhere the count stays). Beside a busy process a thread more
+            than the idle CPUs only takes turns with it, and every step waits for the thread that lost
+            its turn. On a quiet machine nothing changes. A number fixes the count: results are then
+            bit-identical run after run whatever else the machine does (another thread count rounds
+            float sums in another order, within the notebooks' stated tolerances).
 
     Returns:
         history: dict of lists, one entry per epoch: ``"epoch"``, ``"train_loss"``,
@@ -182,6 +200,8 @@ def fit(model, train_data, test_data=None, epochs=10, batch_size=128, lr=1e-3, b
              if isinstance(v, bool) or not hasattr(v, "__index__")]
     if whole:
         raise ValueError(f"{whole[0][0]} must be a whole number, got {whole[0][1]!r}")
+    if threads is not None and (isinstance(threads, bool) or not hasattr(threads, "__index__") or threads < 1):
+        raise ValueError(f"threads must be None (follow the load) or a whole number >= 1, got {threads!r}")
     if epochs < 0 or batch_size < 1 or not lr > 0:
         raise ValueError(f"need epochs >= 0, batch_size >= 1 and lr > 0, "
                          f"got epochs={epochs}, batch_size={batch_size}, lr={lr}")
@@ -201,6 +221,13 @@ def fit(model, train_data, test_data=None, epochs=10, batch_size=128, lr=1e-3, b
     check_every_step = device.type == "cpu"   # elsewhere the check would make the host wait for each step
     test_data = None if test_data is None else _on_device(test_data, device)
     step = 0
+    most_threads = torch.get_num_threads()
+    follow_load = device.type == "cpu" and threads is None
+    if device.type == "cpu" and threads is not None:
+        torch.set_num_threads(threads)
+    if follow_load:
+        torch.set_num_threads(_threads_to_start_with(most_threads))
+    load = cpu_clock() if follow_load else None
     try:
         for epoch in range(first_epoch, first_epoch + epochs):
             bar.set_description(f"epoch {epoch}/{first_epoch + epochs - 1}")
@@ -226,6 +253,11 @@ def fit(model, train_data, test_data=None, epochs=10, batch_size=128, lr=1e-3, b
                 for name, value in parts.items():
                     totals[name] = totals.get(name, 0.0) + value.detach().sum()
                 bar.update()
+                if follow_load and (step == FIRST_LOOK_AT_LOAD or start + batch_size >= len(images)):
+                    count = threads_for_load(load, most=most_threads)   # idle CPUs since the last look
+                    if count != torch.get_num_threads():
+                        torch.set_num_threads(count)
+                    load = cpu_clock()
             if not check_every_step and not all(torch.isfinite(t) for t in totals.values()):
                 raise FloatingPointError(f"the loss became {totals['loss'].item()} during epoch {epoch}; "
                                          f"try a lower learning rate than lr={lr}")
@@ -244,4 +276,21 @@ def fit(model, train_data, test_data=None, epochs=10, batch_size=128, lr=1e-3, b
     finally:
         bar.close()
         model.to(home)
+        if follow_load:
+            global _last_look
+            _last_look = (cpu_clock(), torch.get_num_threads())
+        if device.type == "cpu" and torch.get_num_threads() != most_threads:
+            torch.set_num_threads(most_threads)
     return history
+
+
+def _threads_to_start_with(most):
+    """The thread count a fit that follows the load starts with: from the load since the last such fit
+    ended (if that was a while ago), or that fit's own count (if it ended just now), else ``most``."""
+    if _last_look is None:
+        return most
+    reading, count = _last_look
+    idle = idle_cpus(reading)
+    if idle is None:                      # the last fit ended moments ago: its last look still holds
+        return max(1, min(most, count))
+    return threads_for_load(reading, most=most)
