@@ -2,7 +2,8 @@
 
 Usage: python scripts/execute_notebooks.py [--time-only] [notebooks/NN_name.ipynb ...]   (default: all)
 
-With --time-only the notebooks are not rewritten: they run as the README's test command runs them,
+With --time-only the notebooks are not rewritten: they run as the README's test command runs them, one
+after another (-n 0, so that each one's seconds are its own),
 under `pytest` with nbval (strict: every output compared with the stored one, in a fresh kernel each,
 from notebooks/), and the seconds each took are printed with pytest's own total (how LECTURERS.md's
 run times were measured; try it on your own laptop). The notebooks that save a model write it to
@@ -45,7 +46,7 @@ def execute(path, timeout=600):
 def time_only(paths):
     """Run the notebooks under pytest and nbval; print seconds per notebook (the sum of its cells'
     setup, call and teardown, as ``--durations`` reports them) and return pytest's exit code."""
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--durations=0",
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--durations=0", "-n", "0",
                *[str(path.relative_to(ROOT)) for path in paths]]
     start = time.perf_counter()
     out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)

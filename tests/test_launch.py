@@ -102,7 +102,7 @@ def test_readme_has_binder_badge_opening_the_welcome_notebook():
 CONDA_FORGE_NAMES = {"python", "pip", "pytorch-cpu", "numpy", "matplotlib-base", "tqdm", "ipywidgets", "jupyterlab",
                      "jupyterlab_rise"}
 CONDA_TO_PIP = {"pytorch-cpu": "torch", "matplotlib-base": "matplotlib", "jupyterlab_rise": "jupyterlab-rise"}
-TEST_ONLY = {"pytest", "nbval", "playwright"}
+TEST_ONLY = {"pytest", "nbval", "playwright", "pytest-xdist"}
 
 
 def requirement_lines(lines):
@@ -241,7 +241,7 @@ def test_conftest_gives_nbval_cells_a_longer_wait_for_output(args, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
     env.pop("OMP_WAIT_POLICY", None)
     env.pop("GOMP_SPINCOUNT", None)
-    out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "nbval_probe", *args,
+    out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-n", "0", "-p", "nbval_probe", *args,
                           "notebooks/00_welcome.ipynb"], cwd=ROOT, env=env, capture_output=True, text=True)
     expected = f"NBVAL_WAITS [{NBVAL_OUTPUT_WAIT}] OMP_WAIT_POLICY PASSIVE GOMP_SPINCOUNT 1000"
     assert expected in out.stdout, out.stdout + out.stderr
