@@ -5,6 +5,9 @@ does. To test one notebook with the same set-up, name this file as a plugin:
     python -m pytest -p tests.conftest notebooks/05_training.ipynb
 """
 
+import os
+import signal
+import threading
 from pathlib import Path
 
 #: The repository's root and its notebooks in order, for the tests that read files of the repository.
@@ -39,3 +42,37 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if type(item).__module__.startswith("nbval") and hasattr(item, "output_timeout"):
             item.output_timeout = max(item.output_timeout, NBVAL_OUTPUT_WAIT)
+
+
+def _worker_processes():
+    """The processes this one started directly: under pytest-xdist, the controller's workers (Linux)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == os.getpid():
+                children.append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):  # it ended meanwhile
+            continue
+    return children
+
+
+def pytest_configure(config):
+    """SIGTERM and SIGHUP (``timeout``, ``kill``, a closed terminal) stop a test run as Ctrl-C does, so that
+    every fixture's ``finally`` stops its JupyterLab server, kernels and browser. With the README's
+    ``pytest`` in two processes (pytest-xdist), the controller passes the signal on to its workers first:
+    they run the tests and hold the servers; a terminal's Ctrl-C reaches them all by itself."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    controller = getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput")
+
+    def interrupt(signum, frame):
+        if controller:
+            for pid in _worker_processes():
+                try:
+                    os.kill(pid, signum)
+                except OSError:
+                    pass
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    for s in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, interrupt)
