@@ -70,25 +70,31 @@ CASES = [  # (what the cell prints now, its bands, whether nbval passes it); eve
 ]
 
 
+def run_nbval(path, cells):
+    """Write ``cells`` as a notebook at ``path``, run strict nbval on it with this conftest; return
+    the verdicts ``[(PASSED or FAILED, cell number)]`` and pytest's output."""
+    nb = {"cells": cells, "nbformat": 4, "nbformat_minor": 5,
+          "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}}
+    path.write_text(json.dumps(nb))
+    run = subprocess.run([sys.executable, "-m", "pytest", "-p", "tests.conftest", "--nbval", "--nbval-current-env",
+                          "-p", "no:cacheprovider", "-rA", "--rootdir", str(path.parent), str(path)],
+                         cwd=ROOT, capture_output=True, text=True)
+    found = re.findall(rf"(PASSED|FAILED) \S*{re.escape(path.name)}::Cell (\d+)", run.stdout)
+    return [(verdict, int(cell)) for verdict, cell in found], run.stdout
+
+
 def test_nbval_with_this_conftest_applies_the_bands(tmp_path):
     """The hook as nbval runs it: a notebook whose cells stored 146.9 and now print other figures."""
     cells = [{"cell_type": "code", "execution_count": i + 1, "id": f"case{i}",
               "metadata": {} if bands is None else {"tolerance": bands},
               "source": [f"print({printed!r})"], "outputs": [stream("held out 146.9 nats\n")]}
              for i, (printed, bands, _) in enumerate(CASES)]
-    nb = {"cells": cells, "nbformat": 4, "nbformat_minor": 5,
-          "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}}
-    path = tmp_path / "trained.ipynb"
-    path.write_text(json.dumps(nb))
-    run = subprocess.run([sys.executable, "-m", "pytest", "-p", "tests.conftest", "--nbval", "--nbval-current-env",
-                          "-p", "no:cacheprovider", "-rA", "--rootdir", str(tmp_path), str(path)],
-                         cwd=ROOT, capture_output=True, text=True)
-    verdicts = {int(cell): verdict for verdict, cell in re.findall(r"(PASSED|FAILED) \S*trained\.ipynb::Cell (\d+)",
-                                                                   run.stdout)}
+    found, out = run_nbval(tmp_path / "trained.ipynb", cells)
+    verdicts = {cell: verdict for verdict, cell in found}
     first = min(verdicts, default=0)   # nbval 0.11 numbers cells from 0; later releases from 1
     for i, (printed, bands, passes) in enumerate(CASES):
         assert verdicts.get(first + i) == ("PASSED" if passes else "FAILED"), \
-            f"cell printing {printed!r} with bands {bands}\n{run.stdout[-3000:]}"
+            f"cell printing {printed!r} with bands {bands}\n{out[-3000:]}"
 
 
 def test_nbval_applies_the_bands_in_file_order_around_a_display(tmp_path):
@@ -101,12 +107,5 @@ def test_nbval_applies_the_bands_in_file_order_around_a_display(tmp_path):
     cells = [{"cell_type": "code", "execution_count": i + 1, "id": f"case{i}", "metadata": {"tolerance": [0.5, 0, 1.5]},
               "source": [source.format(*printed)], "outputs": stored}
              for i, printed in enumerate([("10.2", "146.0"), ("10.2", "148.5")])]
-    nb = {"cells": cells, "nbformat": 4, "nbformat_minor": 5,
-          "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}}
-    path = tmp_path / "interleaved.ipynb"
-    path.write_text(json.dumps(nb))
-    run = subprocess.run([sys.executable, "-m", "pytest", "-p", "tests.conftest", "--nbval", "--nbval-current-env",
-                          "-p", "no:cacheprovider", "-rA", "--rootdir", str(tmp_path), str(path)],
-                         cwd=ROOT, capture_output=True, text=True)
-    verdicts = re.findall(r"(PASSED|FAILED) \S*interleaved\.ipynb::Cell \d+", run.stdout)
-    assert verdicts == ["PASSED", "FAILED"], run.stdout[-3000:]
+    found, out = run_nbval(tmp_path / "interleaved.ipynb", cells)
+    assert [verdict for verdict, _ in found] == ["PASSED", "FAILED"], out[-3000:]
