@@ -174,9 +174,9 @@ def fit(model, train_data, test_data=None, epochs=10, batch_size=128, lr=1e-3, b
         threads: CPU threads for training. ``None`` (the default) follows the load: up to torch's
             thread count when ``fit`` is called (2 after :func:`seed_everything`), but no more threads
             than there are CPUs that other processes leave idle, looked at after the first steps and
-            after every epoch (Linux; elsewhere the count stays). Beside a busy process a thread more
-            than the idle CPUs only takes turns with it, and every step waits for the thread that lost
-            its turn. On a quiet machine nothing changes. A number fixes the count: results are then
+            after every epoch (Linux, where the process may use every CPU; elsewhere the count stays).
+            Beside a busy process a thread more than the idle CPUs only takes turns with it, and every
+            step waits for the thread that lost its turn. On a quiet machine nothing changes. A number fixes the count: results are then
             bit-identical run after run whatever else the machine does (another thread count rounds
             float sums in another order, within the notebooks' stated tolerances).
 
