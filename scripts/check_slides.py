@@ -23,6 +23,7 @@ needed).
 
 import argparse
 import contextlib
+import ctypes
 import json
 import os
 import secrets
@@ -127,6 +128,17 @@ def kill(pids):
             os.kill(pid, signal.SIGKILL)
 
 
+def _stop_with_parent():
+    """Run in the server's process before it starts (Linux): ask the kernel for SIGTERM when the process
+    that started it dies. A test process killed before its cleanup ran (a busy machine, a test runner
+    that gives its workers a few seconds to stop) then leaves no JupyterLab behind: on SIGTERM the
+    server shuts its kernels down and exits."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)   # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 @contextlib.contextmanager
 def sigterm_interrupts():
     """SIGTERM and SIGHUP raise KeyboardInterrupt, as Ctrl-C does, so that every ``finally`` runs and stops
@@ -188,7 +200,7 @@ def jupyter_lab(home, notebooks):
         command.append("--allow-root")
     log = open(home / "server.log", "w")
     process = subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+                               start_new_session=True, preexec_fn=_stop_with_parent if sys.platform == "linux" else None)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + TIMEOUT_S
