@@ -8,6 +8,7 @@ does. To test one notebook with the same set-up, name this file as a plugin:
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 
 #: The repository's root and its notebooks in order, for the tests that read files of the repository.
@@ -44,16 +45,20 @@ def pytest_collection_modifyitems(config, items):
             item.output_timeout = max(item.output_timeout, NBVAL_OUTPUT_WAIT)
 
 
-def _worker_processes():
-    """The processes this one started directly: under pytest-xdist, the controller's workers (Linux)."""
+def _children(pid):
+    """The processes ``pid`` started directly (Linux; none elsewhere)."""
     children = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == os.getpid():
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
                 children.append(int(stat.parent.name))
         except (OSError, IndexError, ValueError):  # it ended meanwhile
             continue
     return children
+
+
+#: Seconds the xdist controller, on SIGTERM, waits for its workers to stop what they started.
+WORKER_CLEANUP_S = 60
 
 
 def pytest_configure(config):
@@ -66,12 +71,16 @@ def pytest_configure(config):
     controller = getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput")
 
     def interrupt(signum, frame):
-        if controller:
-            for pid in _worker_processes():
+        if controller:  # pass it on, then give the workers time to stop their servers, kernels and browsers
+            workers = _children(os.getpid())
+            for pid in workers:
                 try:
                     os.kill(pid, signum)
                 except OSError:
                     pass
+            deadline = time.monotonic() + WORKER_CLEANUP_S
+            while time.monotonic() < deadline and any(_children(pid) for pid in workers):
+                time.sleep(0.2)
         raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
     for s in (signal.SIGTERM, signal.SIGHUP):
