@@ -105,8 +105,8 @@ def free_port():
         return s.getsockname()[1]
 
 
-def process_tree(pid):
-    """``pid`` and every process under it, now (read from Linux's /proc; elsewhere just ``pid``)."""
+def children_by_parent():
+    """``{parent pid: [the pids it started directly]}`` for every process now (Linux's /proc; elsewhere empty)."""
     children = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -114,6 +114,12 @@ def process_tree(pid):
         except (OSError, IndexError, ValueError):  # it ended meanwhile
             continue
         children.setdefault(parent, []).append(int(stat.parent.name))
+    return children
+
+
+def process_tree(pid):
+    """``pid`` and every process under it, now (read from Linux's /proc; elsewhere just ``pid``)."""
+    children = children_by_parent()
     tree, todo = [], [pid]
     while todo:
         tree.append(todo.pop())

@@ -45,18 +45,6 @@ def pytest_collection_modifyitems(config, items):
             item.output_timeout = max(item.output_timeout, NBVAL_OUTPUT_WAIT)
 
 
-def _children(pid):
-    """The processes ``pid`` started directly (Linux; none elsewhere)."""
-    children = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                children.append(int(stat.parent.name))
-        except (OSError, IndexError, ValueError):  # it ended meanwhile
-            continue
-    return children
-
-
 #: Seconds the xdist controller, on SIGTERM, waits for its workers to stop what they started.
 WORKER_CLEANUP_S = 60
 
@@ -69,17 +57,18 @@ def pytest_configure(config):
     if threading.current_thread() is not threading.main_thread():
         return
     controller = getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput")
+    from check_slides import children_by_parent   # scripts/ is on the path (pyproject.toml)
 
     def interrupt(signum, frame):
         if controller:  # pass it on, then give the workers time to stop their servers, kernels and browsers
-            workers = _children(os.getpid())
+            workers = children_by_parent().get(os.getpid(), [])
             for pid in workers:
                 try:
                     os.kill(pid, signum)
                 except OSError:
                     pass
             deadline = time.monotonic() + WORKER_CLEANUP_S
-            while time.monotonic() < deadline and any(_children(pid) for pid in workers):
+            while time.monotonic() < deadline and any(children_by_parent().get(pid) for pid in workers):
                 time.sleep(0.2)
         raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 

@@ -200,10 +200,11 @@ def idle_cpus(start, end=None):
     end = cpu_clock() if end is None else end
     if start is None or end is None or end[0] - start[0] < 0.02:
         return None
-    if (os.cpu_count() or 1) > available_cpus():   # a container or a CPU set: the host's load is not ours
+    cpus = available_cpus()
+    if (os.cpu_count() or 1) > cpus:   # a container or a CPU set: the host's load is not ours
         return None
     others = ((end[1] - start[1]) - (end[2] - start[2])) / (end[0] - start[0])
-    return max(0.0, available_cpus() - max(0.0, others))
+    return max(0.0, cpus - max(0.0, others))
 
 
 def threads_for_load(start, end=None, most=None):
