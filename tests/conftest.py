@@ -7,6 +7,7 @@ does. To test one notebook with the same set-up, name this file as a plugin:
 
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -57,7 +58,9 @@ def pytest_configure(config):
     if threading.current_thread() is not threading.main_thread():
         return
     controller = getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput")
-    from check_slides import children_by_parent   # scripts/ is on the path (pyproject.toml)
+    if str(ROOT / "scripts") not in sys.path:  # pyproject.toml puts it there, unless another rootdir is used
+        sys.path.insert(0, str(ROOT / "scripts"))
+    from check_slides import children_by_parent
 
     def interrupt(signum, frame):
         if controller:  # pass it on, then give the workers time to stop their servers, kernels and browsers

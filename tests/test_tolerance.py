@@ -80,7 +80,7 @@ def run_nbval(path, cells):
                           "-p", "no:cacheprovider", "-rA", "--rootdir", str(path.parent), str(path)],
                          cwd=ROOT, capture_output=True, text=True)
     found = re.findall(rf"(PASSED|FAILED) \S*{re.escape(path.name)}::Cell (\d+)", run.stdout)
-    return [(verdict, int(cell)) for verdict, cell in found], run.stdout
+    return [(verdict, int(cell)) for verdict, cell in found], run.stdout + run.stderr
 
 
 def test_nbval_with_this_conftest_applies_the_bands(tmp_path):
