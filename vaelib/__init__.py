@@ -14,6 +14,7 @@ Read it after the notebooks, one module at a time:
 * ``judge``  -- a small classifier, validated: what an image looks like, whether it is a digit, set-level scores
 * ``render`` -- pictures as arrays and PNG bytes: tiles, the latent map, a model's decoded digits
 * ``widgets`` -- the live explorers of notebooks 06, 07 and 09: sliders -> decoded digits as PNG bytes
+* ``shapes`` -- squares whose factors (x, y, size) are known, and the mutual information gap (notebook 13)
 """
 
 from . import threads  # fit follows the load: no more threads than idle CPUs (see threads.py)
@@ -27,6 +28,8 @@ from .losses import (bernoulli_log_likelihood, gaussian_log_likelihood, iwae_log
 from .models import VAE, Autoencoder, ConditionalVAE, ConvVAE, Decoder, GaussianEncoder, Model
 from .pretrained import load_pretrained, pretrained_path
 from .train import evaluate, fit, pick_device
+from . import shapes
+from .shapes import load_shapes
 
 __version__ = "0.1.0"
 
@@ -40,4 +43,5 @@ __all__ = [
     "load_pretrained", "pretrained_path",
     "evaluate", "fit", "pick_device",
     "check_environment", "load_checkpoint", "save_checkpoint", "seed_everything",
+    "shapes", "load_shapes",
 ]

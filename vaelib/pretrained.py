@@ -12,8 +12,10 @@ from dataclasses import dataclass
 
 from .checkpoints import MODEL_CLASSES, load_checkpoint
 from .data import ASSETS, load_fashion_mnist, load_mnist
+from .shapes import load_shapes
 
 LOADERS = {"mnist": load_mnist, "fashion-mnist": load_fashion_mnist}
+LOADERS["shapes"] = load_shapes   # notebook 13's squares (vaelib.shapes), split like the digits
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,8 @@ _ADAM = {"batch_size": 128, "lr": 1e-3}
 # notebook 05's recipe: a one-cycle learning-rate schedule peaking at 5e-3, stepped per batch, on digits
 # binarized afresh every epoch (the held-out digits: one fixed binarization)
 _SERIES_RECIPE = {"epochs": 30, "batch_size": 128, "lr": 5e-3, "schedule": "onecycle", "binarize": True}
+# notebook 13's squares: 820 binary training images, so many more epochs of smaller batches
+_SHAPES_RECIPE = {"epochs": 200, "batch_size": 64, "lr": 3e-3, "schedule": "onecycle"}
 
 PRETRAINED = {
     "ae_2d": Shipped("Autoencoder", {"sizes": [784, 256, 2], "likelihood": "bernoulli"}, "mnist",
@@ -62,6 +66,11 @@ PRETRAINED = {
     # the judge of generated digits (vaelib.judge): trained with judge.train_classifier, not fit; shipped in float32
     "digit_judge": Shipped("DigitClassifier", {"channels": [16, 32], "features": 64}, "mnist",
                            {"epochs": 8, "batch_size": 128, "lr": 2e-3}, "scripts/train_judge.py", heldout=True),
+    # notebook 13: VAEs of squares whose factors are known (vaelib.shapes), at beta = 1 and a larger beta
+    "shapes_vae_beta1": Shipped("VAE", {**_MLP, "hidden": [128], "latent_dim": 6}, "shapes",
+                                {**_SHAPES_RECIPE, "beta": 1.0}, "scripts/train_shapes.py", heldout=True),
+    "shapes_vae_beta4": Shipped("VAE", {**_MLP, "hidden": [128], "latent_dim": 6}, "shapes",
+                                {**_SHAPES_RECIPE, "beta": 4.0}, "scripts/train_shapes.py", heldout=True),
 }
 
 
