@@ -160,6 +160,16 @@ CASES = [
         (lambda m, x, e, k: elbo_table(m, x, e, k).T, "one row per label"),
         (lambda m, x, e, k: elbo_table(m, x, torch.randn_like(e), k), "changes from one call to the next"),
     ]),
+    (ex.check_mutual_information_gap, lambda mi, h: ((mi.sort(0, descending=True).values[0]
+                                                      - mi.sort(0, descending=True).values[1]) / h).mean(), [
+        (lambda mi, h: (mi.sort(0).values[-1] - mi.sort(0).values[-2]).mean(), "in nats"),
+        (lambda mi, h: ((mi.amax(0) - mi.amin(0)) / h).mean(), "the worst"),
+        (lambda mi, h: (mi.amax(0) / h).mean(), "only the best unit"),
+        (lambda mi, h: ((mi.sort(1).values[:, -1] - mi.sort(1).values[:, -2]) / h[mi.argmax(1)]).mean(),
+         "averaged over the units"),
+        (lambda mi, h: ((mi.sort(0).values[-1] - mi.sort(0).values[-2]) / h.sum()).mean(), "all factors together"),
+        (lambda mi, h: (mi.sort(0).values[-1] - mi.sort(0).values[-2]) / h, "expected ()"),
+    ]),
 ]
 
 

@@ -472,9 +472,48 @@ def check_negative_elbo_per_label(answer):
                       "(N, num_classes): one row per image, one column per label")
 
 
+# 13 · disentanglement ------------------------------------------------------------------------
+
+def check_mutual_information_gap(answer):
+    """``answer(mi, factor_entropy)``: mutual informations ``(d, K)`` in nats between d latent units and K
+    factors, and each factor's entropy ``(K,)`` -> 0-d tensor, the mutual information gap (Chen et al. 2018):
+    for each factor, the largest mutual information with one unit minus the second largest, divided by the
+    factor's entropy; averaged over the factors."""
+    def case(seed, d, k):
+        g = torch.Generator().manual_seed(seed)
+        h = 1.0 + 2.5 * torch.rand(k, generator=g, dtype=torch.float64)      # entropies of the factors
+        mi = h * torch.rand(d, k, generator=g, dtype=torch.float64) ** 2     # each at most its factor's entropy
+        return mi, h
+
+    cases = [case(131, 6, 3), case(132, 8, 4), case(133, 5, 5)]
+    top_two = lambda mi: mi.topk(2, dim=0).values  # noqa: E731  (2, K)
+    correct = lambda mi, h: ((top_two(mi)[0] - top_two(mi)[1]) / h).mean()  # noqa: E731
+
+    def over_units(mi, h):   # the gap between each unit's two best factors, averaged over the units
+        top = mi.topk(2, dim=1)
+        return ((top.values[:, 0] - top.values[:, 1]) / h[top.indices[:, 0]]).mean()
+
+    mistakes = [
+        (lambda mi, h: (top_two(mi)[0] - top_two(mi)[1]).mean(), "your gaps are in nats, not fractions of each "
+         "factor's entropy, so a factor with many values counts for more and the score is not between 0 and 1",
+         "divide each factor's gap by that factor's entropy before averaging"),
+        (lambda mi, h: ((mi.max(0).values - mi.min(0).values) / h).mean(), "you took the best unit minus the "
+         "worst; the worst is usually an unused unit, so a factor spread over two units still scores high",
+         "the gap is to the runner-up: the second largest mutual information"),
+        (lambda mi, h: (mi.max(0).values / h).mean(), "you kept only the best unit's share; a factor copied into "
+         "two units would still score 1", "subtract the second best unit's mutual information"),
+        (over_units, "you compared factors within each unit and averaged over the units; MIG asks, for each "
+         "factor, whether one unit stands out", "sort each factor's column (over the units), not each unit's row"),
+        (lambda mi, h: ((top_two(mi)[0] - top_two(mi)[1]) / h.sum()).mean(), "you divided by the entropy of all "
+         "factors together", "each factor's gap is divided by its own entropy"),
+    ]
+    return _check(answer, "mutual information gap", cases, correct, mistakes, "(): one number")
+
+
 CHECKS = {
     "00": [check_to_unit_range], "01": [check_off_data_threshold], "02": [check_posterior_on_grid],
     "03": [check_correlated_sample], "04": [check_negative_elbo],
     "05": [check_iwae_estimate], "06": [check_slerp],
     "07": [check_collapsed_units], "08": [check_conv2d], "09": [check_negative_elbo_per_label],
+    "13": [check_mutual_information_gap],
 }
