@@ -1,6 +1,6 @@
 """Train notebook 13's two VAEs of squares (beta = 1 and a larger beta) by their registry recipes, over seeds.
 
-    python scripts/train_shapes.py            (about a minute a model on one idle core)
+    python scripts/train_shapes.py [name ...]     (default: both; about a minute a model on one idle core)
 
 For each name in NAMES: after ``vaelib.seed_everything(seed)``, ``vaelib.fit`` on the training squares of
 ``vaelib.shapes.load_shapes("train")`` with the held-out squares as ``test_data`` and the registry's ``fit``
@@ -18,6 +18,7 @@ MIG is noisy from seed to seed (Locatello et al. 2019), hence the seeds. Same ma
 the same file, bit for bit.
 """
 
+import argparse
 import time
 
 import torch
@@ -29,7 +30,7 @@ from vaelib.checkpoints import MODEL_CLASSES
 from vaelib.pretrained import LOADERS, PRETRAINED
 
 OUT = ROOT / "notebooks" / "checkpoints"
-NAMES = ("shapes_vae_beta1", "shapes_vae_beta4")
+NAMES = ("shapes_vae_beta1", "shapes_vae_beta16")
 SEEDS = (0, 1, 2, 3, 4)
 EVAL_SAMPLES = 10
 
@@ -51,9 +52,12 @@ def measure(model, images, factors):
             "active": int(shapes.active_units(mu).sum())}
 
 
-def main():
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", default=list(NAMES), choices=NAMES)
+    args = parser.parse_args(argv)
     images, factors = shapes.load_shapes("all")
-    for name in NAMES:
+    for name in args.names:
         shipped = PRETRAINED[name]
         x_train, _ = LOADERS[shipped.data]("train")
         x_test, _ = LOADERS[shipped.data]("test")

@@ -67,10 +67,10 @@ PRETRAINED = {
     "digit_judge": Shipped("DigitClassifier", {"channels": [16, 32], "features": 64}, "mnist",
                            {"epochs": 8, "batch_size": 128, "lr": 2e-3}, "scripts/train_judge.py", heldout=True),
     # notebook 13: VAEs of squares whose factors are known (vaelib.shapes), at beta = 1 and a larger beta
-    "shapes_vae_beta1": Shipped("VAE", {**_MLP, "hidden": [128], "latent_dim": 6}, "shapes",
+    "shapes_vae_beta1": Shipped("VAE", {**_MLP, "hidden": [128], "latent_dim": 8}, "shapes",
                                 {**_SHAPES_RECIPE, "beta": 1.0}, "scripts/train_shapes.py", heldout=True),
-    "shapes_vae_beta4": Shipped("VAE", {**_MLP, "hidden": [128], "latent_dim": 6}, "shapes",
-                                {**_SHAPES_RECIPE, "beta": 4.0}, "scripts/train_shapes.py", heldout=True),
+    "shapes_vae_beta16": Shipped("VAE", {**_MLP, "hidden": [128], "latent_dim": 8}, "shapes",
+                                 {**_SHAPES_RECIPE, "beta": 16.0}, "scripts/train_shapes.py", heldout=True),
 }
 
 
