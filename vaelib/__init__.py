@@ -14,6 +14,8 @@ Read it after the notebooks, one module at a time:
 * ``judge``  -- a small classifier, validated: what an image looks like, whether it is a digit, set-level scores
 * ``render`` -- pictures as arrays and PNG bytes: tiles, the latent map, a model's decoded digits
 * ``widgets`` -- the live explorers of notebooks 06, 07 and 09: sliders -> decoded digits as PNG bytes
+* ``hierarchical`` -- a two-layer VAE with top-down inference, the KL of each layer, its IWAE estimate
+* ``vq``     -- the VQ-VAE: quantizer, straight-through gradient, codebook usage, priors over the codes
 """
 
 from . import threads  # fit follows the load: no more threads than idle CPUs (see threads.py)
@@ -28,6 +30,10 @@ from .models import VAE, Autoencoder, ConditionalVAE, ConvVAE, Decoder, Gaussian
 from .pretrained import load_pretrained, pretrained_path
 from .train import evaluate, fit, pick_device
 
+from . import hierarchical, vq
+from .hierarchical import HierarchicalVAE, hierarchical_iwae
+from .vq import VQVAE
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -41,3 +47,4 @@ __all__ = [
     "evaluate", "fit", "pick_device",
     "check_environment", "load_checkpoint", "save_checkpoint", "seed_everything",
 ]
+__all__ += ["hierarchical", "vq", "HierarchicalVAE", "hierarchical_iwae", "VQVAE"]
