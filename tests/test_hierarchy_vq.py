@@ -8,7 +8,7 @@ import torch
 from torch.distributions import Categorical, Normal, kl_divergence
 
 import vaelib
-from vaelib.hierarchical import HierarchicalVAE, hierarchical_iwae, kl_between_gaussians, precision_weighted
+from vaelib.hierarchical import HierarchicalVAE, hierarchical_iwae, kl_between_gaussians, relative_to_prior
 from vaelib.vq import (VQVAE, MarkovPrior, PositionPrior, codebook_usage, quantize, straight_through,
                        uniform_prior_kl)
 
@@ -34,25 +34,20 @@ def test_kl_between_gaussians_matches_torch_distributions():
         kl_between_gaussians(mu_q, -sigma_q, mu_p, sigma_p)
 
 
-def test_precision_weighting_is_the_normalized_product_of_the_two_gaussians():
-    mu_hat, sigma_hat, mu_p, sigma_p = torch.tensor([1.0]), torch.tensor([0.5]), torch.tensor([-1.0]), torch.tensor([2.0])
-    mu_q, sigma_q = precision_weighted(mu_hat, sigma_hat, mu_p, sigma_p)
-    z = torch.linspace(-6, 6, 20001)                     # brute force: the product of the densities, normalized
-    density = (Normal(mu_hat, sigma_hat).log_prob(z) + Normal(mu_p, sigma_p).log_prob(z)).exp()
-    density = density / density.sum()
-    mean = (z * density).sum()
-    torch.testing.assert_close(mu_q[0], mean, atol=1e-4, rtol=0)
-    torch.testing.assert_close(sigma_q[0], ((z - mean) ** 2 * density).sum().sqrt(), atol=1e-4, rtol=0)
+def test_q_of_z1_is_the_prior_shifted_and_scaled():
+    mu_p, sigma_p = torch.tensor([1.0, -2.0]), torch.tensor([0.5, 2.0])
+    mu, sigma = relative_to_prior(torch.tensor([0.5, 0.0]), torch.tensor([1.0, 0.25]), mu_p, sigma_p)
+    torch.testing.assert_close((mu, sigma), (torch.tensor([1.5, -2.0]), torch.tensor([0.5, 0.5])))
 
 
 def test_hierarchy_loss_is_recon_plus_both_kls_by_hand():
     model = small_hierarchy()
     x = digits()
     eps2, eps1 = torch.randn(6, 2), torch.randn(6, 4)
-    (mu_hat, sigma_hat), (mu2, sigma2) = model.encoder(x)
+    (delta_mu, delta_sigma), (mu2, sigma2) = model.encoder(x)
     z2 = mu2 + sigma2 * eps2
     mu_p, sigma_p = model.decoder.prior(z2)
-    mu1, sigma1 = precision_weighted(mu_hat, sigma_hat, mu_p, sigma_p)
+    mu1, sigma1 = mu_p + delta_mu, sigma_p * delta_sigma
     z1 = mu1 + sigma1 * eps1
     recon = -vaelib.bernoulli_log_likelihood(x, model.decode(z1))
     kl2 = kl_divergence(Normal(mu2, sigma2), Normal(0.0, 1.0)).sum(-1)

@@ -3,11 +3,11 @@
 The model:      p(z2) p(z1 | z2) p(x | z1),   p(z2) = N(0, I),   p(z1 | z2) = N(mu_p(z2), sigma_p(z2)^2)
 The encoder:    q(z2 | x) q(z1 | z2, x), inferred top-down: first z2, then z1 given the z2 drawn.
 
-Both encoder Gaussians read one shared bottom-up pass over x. As in the ladder VAE (Sønderby et al. 2016),
-q(z1 | z2, x) is the precision-weighted product of a bottom-up estimate N(mu_hat, sigma_hat^2) and the
-top-down prior p(z1 | z2):
+Both encoder Gaussians read one shared bottom-up pass over x, as in the ladder VAE (Sønderby et al. 2016).
+As in NVAE (Vahdat & Kautz 2020), q(z1 | z2, x) is written relative to the prior p(z1 | z2): the bottom-up
+pass gives a shift ``delta_mu`` and a scale ``delta_sigma``, and
 
-    1 / sigma_q^2 = 1 / sigma_hat^2 + 1 / sigma_p^2,     mu_q = sigma_q^2 (mu_hat / sigma_hat^2 + mu_p / sigma_p^2)
+    q(z1 | z2, x) = N(mu_p + delta_mu, (sigma_p * delta_sigma)^2)
 
 Shapes: images ``(batch, 784)``; ``z1`` ``(batch, latent_dims[0])``; ``z2`` ``(batch, latent_dims[1])``.
 ``vaelib.iwae_log_likelihood`` does not serve this model (it takes p(z1) to be N(0, I)); use
@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from .losses import _reconstruction_log_likelihood, gaussian_log_density
 from .models import Decoder, Model, _size, _sizes, flatten_inputs, mlp
 
-MIN_SIGMA = 1e-4  # added to every softplus standard deviation, so a precision 1 / sigma^2 stays finite
+MIN_SIGMA = 1e-4  # added to every softplus standard deviation, so a log sigma stays finite
 
 
 def kl_between_gaussians(mu_q, sigma_q, mu_p, sigma_p):
@@ -42,11 +42,9 @@ def kl_between_gaussians(mu_q, sigma_q, mu_p, sigma_p):
     return (torch.log(sigma_p / sigma_q) + (sigma_q**2 + (mu_q - mu_p) ** 2) / (2 * sigma_p**2) - 0.5).sum(-1)
 
 
-def precision_weighted(mu_hat, sigma_hat, mu_p, sigma_p):
-    """The ladder VAE's merge of a bottom-up Gaussian and the top-down prior -> ``(mu_q, sigma_q)``, shapes kept."""
-    precision = sigma_hat ** -2 + sigma_p ** -2
-    mu_q = (mu_hat * sigma_hat ** -2 + mu_p * sigma_p ** -2) / precision
-    return mu_q, precision ** -0.5
+def relative_to_prior(delta_mu, delta_sigma, mu_p, sigma_p):
+    """NVAE's residual form of q(z1 | z2, x): ``(mu_p + delta_mu, sigma_p * delta_sigma)``, shapes kept."""
+    return mu_p + delta_mu, sigma_p * delta_sigma
 
 
 class _Heads(nn.Module):
@@ -63,8 +61,8 @@ class _Heads(nn.Module):
 class BottomUp(nn.Module):
     """The encoder's shared bottom-up pass: x -> h1 (the hidden layers) -> h2 (``top_hidden`` units).
 
-    ``forward(x)`` -> ``((mu_hat, sigma_hat), (mu2, sigma2))``: the bottom-up estimate of z1 (read from h1)
-    and q(z2 | x) (read from h2).
+    ``forward(x)`` -> ``((delta_mu, delta_sigma), (mu2, sigma2))``: the shift and scale of q(z1 | z2, x)
+    relative to p(z1 | z2) (read from h1), and q(z2 | x) (read from h2).
     """
 
     def __init__(self, sizes, latent_dims, top_hidden):
@@ -72,12 +70,12 @@ class BottomUp(nn.Module):
         self.input_dim = sizes[0]
         self.body = mlp(sizes, activate_last=True)
         self.up = mlp([sizes[-1], top_hidden], activate_last=True)
-        self.z1_hat = _Heads(sizes[-1], latent_dims[0])
+        self.z1_delta = _Heads(sizes[-1], latent_dims[0])
         self.z2 = _Heads(top_hidden, latent_dims[1])
 
     def forward(self, x):
         h1 = self.body(flatten_inputs(x, self.input_dim))
-        return self.z1_hat(h1), self.z2(self.up(h1))
+        return self.z1_delta(h1), self.z2(self.up(h1))
 
 
 class TopDown(nn.Module):
@@ -103,6 +101,7 @@ class HierarchicalVAE(Model):
 
     ``HierarchicalVAE(hidden=[400], latent_dims=[20, 8])``: the 784-400-20 VAE of notebook 05 (``vae_20d``),
     with a second layer z2 of 8 dimensions above z1, reached through ``top_hidden`` units each way.
+    Trained alone, a top layer can collapse (q(z2 | x) = p(z2), kl2 = 0): check ``"kl2"``.
 
     Protocol (see :class:`vaelib.models.Model`): ``latent_dim`` is z1's size; ``decode(z1)`` gives logits;
     ``encode(x)`` gives ``(mu, sigma)`` of q(z1 | z2, x) at z2 = the mean of q(z2 | x); ``loss`` adds the two
@@ -131,10 +130,14 @@ class HierarchicalVAE(Model):
         tensors: ``z2``, ``mu2``, ``sigma2`` (q(z2 | x)), ``z1``, ``mu1``, ``sigma1`` (q(z1 | z2, x)) and
         ``mu_p``, ``sigma_p`` (p(z1 | z2)).
         """
-        (mu_hat, sigma_hat), (mu2, sigma2) = self.encoder(x)
+        return self.top_down(self.encoder(x), eps2, eps1)
+
+    def top_down(self, bottom_up, eps2=None, eps1=None):
+        """The top-down half of :meth:`infer`, from the encoder's output ``((delta_mu, delta_sigma), (mu2, sigma2))``."""
+        (delta_mu, delta_sigma), (mu2, sigma2) = bottom_up
         z2 = mu2 + sigma2 * (torch.randn_like(sigma2) if eps2 is None else eps2)
         mu_p, sigma_p = self.decoder.prior(z2)
-        mu1, sigma1 = precision_weighted(mu_hat, sigma_hat, mu_p, sigma_p)
+        mu1, sigma1 = relative_to_prior(delta_mu, delta_sigma, mu_p, sigma_p)
         z1 = mu1 + sigma1 * (torch.randn_like(sigma1) if eps1 is None else eps1)
         return {"z2": z2, "mu2": mu2, "sigma2": sigma2, "z1": z1, "mu1": mu1, "sigma1": sigma1,
                 "mu_p": mu_p, "sigma_p": sigma_p}
@@ -142,8 +145,8 @@ class HierarchicalVAE(Model):
     def encode(self, x, labels=None):
         """Images -> ``(mu, sigma)`` of q(z1 | z2, x) at z2 = the mean of q(z2 | x), each ``(batch, latent_dims[0])``."""
         x = self.with_labels(self.flatten(x), labels)
-        (mu_hat, sigma_hat), (mu2, _) = self.encoder(x)
-        return precision_weighted(mu_hat, sigma_hat, *self.decoder.prior(mu2))
+        (delta_mu, delta_sigma), (mu2, _) = self.encoder(x)
+        return relative_to_prior(delta_mu, delta_sigma, *self.decoder.prior(mu2))
 
     def decode(self, z, labels=None):
         """z1 ``(batch, latent_dims[0])`` -> ``(batch, D)`` logits of p(x | z1) (means if Gaussian)."""
@@ -187,7 +190,8 @@ class HierarchicalVAE(Model):
         from q, ``k`` draws for each checked image of ``x`` ``(batch, D)``."""
         b = len(x)
         xk = x.repeat(k, 1)                                        # (k * b, D): draw i of every image, then i + 1
-        s = self.infer(xk)
+        (delta_mu, delta_sigma), (mu2, sigma2) = self.encoder(x)   # one bottom-up pass, shared by the k draws
+        s = self.top_down(((delta_mu.repeat(k, 1), delta_sigma.repeat(k, 1)), (mu2.repeat(k, 1), sigma2.repeat(k, 1))))
         log_px = _reconstruction_log_likelihood(xk, self.decoder(s["z1"]), self.likelihood)
         log_p = (gaussian_log_density(s["z2"], torch.zeros_like(s["z2"]), torch.ones_like(s["z2"]))
                  + gaussian_log_density(s["z1"], s["mu_p"], s["sigma_p"]))
