@@ -56,6 +56,19 @@ def elbo_table(model, x, eps, k, kl_weight=1.0, recon_scale=1.0, same_label=Fals
     return torch.stack(columns, dim=1)
 
 
+def shares(codes, k):  # how often each of k codes is used, over the whole set
+    return torch.bincount(codes.flatten(), minlength=k).double() / codes.numel()
+
+
+def entropy_of(p):
+    p = p[p > 0]
+    return -(p * p.log()).sum()
+
+
+def perplexity(p):
+    return entropy_of(p).exp()
+
+
 def not_done(*args):
     raise NotImplementedError
 
@@ -169,6 +182,16 @@ CASES = [
          "averaged over the units"),
         (lambda mi, h: ((mi.sort(0).values[-1] - mi.sort(0).values[-2]) / h.sum()).mean(), "all factors together"),
         (lambda mi, h: (mi.sort(0).values[-1] - mi.sort(0).values[-2]) / h, "expected ()"),
+    ]),
+    (ex.check_codebook_perplexity, lambda c, k: perplexity(shares(c, k)), [
+        (lambda c, k: entropy_of(shares(c, k)), "the entropy, not the perplexity"),
+        (lambda c, k: 2 ** entropy_of(shares(c, k)), "raised 2 to an entropy in nats"),
+        (lambda c, k: torch.exp(entropy_of(shares(c, k)) / math.log(2)), "exp of an entropy in bits"),
+        (lambda c, k: torch.stack([perplexity(shares(row, k)) for row in c]).mean(), "one perplexity per image"),
+        (lambda c, k: torch.stack([perplexity(shares(col, k)) for col in c.T]).mean(), "one perplexity per position"),
+        (lambda c, k: perplexity(torch.bincount(c.flatten(), minlength=k).double()), "the counts, not the shares"),
+        (lambda c, k: (-(shares(c, k) * shares(c, k).log()).sum()).exp(), "0 * log 0 is nan"),
+        (lambda c, k: perplexity(shares(c, k)).repeat(2), "expected ()"),
     ]),
 ]
 

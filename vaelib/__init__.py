@@ -15,6 +15,8 @@ Read it after the notebooks, one module at a time:
 * ``render`` -- pictures as arrays and PNG bytes: tiles, the latent map, a model's decoded digits
 * ``widgets`` -- the live explorers of notebooks 06, 07 and 09: sliders -> decoded digits as PNG bytes
 * ``shapes`` -- squares whose factors (x, y, size) are known, and the mutual information gap (notebook 13)
+* ``hierarchical`` -- a two-layer VAE with top-down inference, the KL of each layer, its IWAE estimate
+* ``vq``     -- the VQ-VAE: quantizer, straight-through gradient, codebook usage, priors over the codes
 """
 
 from . import threads  # fit follows the load: no more threads than idle CPUs (see threads.py)
@@ -31,6 +33,10 @@ from .train import evaluate, fit, pick_device
 from . import shapes
 from .shapes import load_shapes
 
+from . import hierarchical, vq
+from .hierarchical import HierarchicalVAE, hierarchical_iwae
+from .vq import VQVAE
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -45,3 +51,4 @@ __all__ = [
     "check_environment", "load_checkpoint", "save_checkpoint", "seed_everything",
     "shapes", "load_shapes",
 ]
+__all__ += ["hierarchical", "vq", "HierarchicalVAE", "hierarchical_iwae", "VQVAE"]

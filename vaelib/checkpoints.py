@@ -15,9 +15,12 @@ import torch
 
 from .judge import DigitClassifier
 from .models import VAE, Autoencoder, ConditionalVAE, ConvVAE
+from .hierarchical import HierarchicalVAE
+from .vq import VQVAE
 
 # The classes a checkpoint may name. A plain dict: checkpoints never run code.
 MODEL_CLASSES = {cls.__name__: cls for cls in (Autoencoder, VAE, ConvVAE, ConditionalVAE, DigitClassifier)}
+MODEL_CLASSES.update({cls.__name__: cls for cls in (HierarchicalVAE, VQVAE)})
 
 
 def default_file_mode():

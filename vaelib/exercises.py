@@ -510,6 +510,59 @@ def check_mutual_information_gap(answer):
     return _check(answer, "mutual information gap", cases, correct, mistakes, "(): one number")
 
 
+# 12 · hierarchies and discrete codes --------------------------------------------------------
+
+def check_codebook_perplexity(answer):
+    """``answer(codes, num_codes)``: the code indices ``(N, P)`` of N images at P positions, each in
+    0..num_codes-1 -> a 0-dim tensor, the perplexity of the codebook over the whole set: exp of the
+    entropy (in nats) of how often each code is used, counted over every position of every image."""
+    def case(seed, n, positions, k, used):
+        g = torch.Generator().manual_seed(seed)
+        weights = torch.rand(used, generator=g) ** 3 + 0.01             # a skewed use of the first `used` codes
+        codes = torch.multinomial(weights, n * positions, replacement=True, generator=g).view(n, positions)
+        return codes, k
+
+    def entropy(p):
+        p = p[p > 0]
+        return -(p * p.log()).sum()
+
+    def shares(codes, k):
+        return torch.bincount(codes.flatten(), minlength=k).double() / codes.numel()
+
+    correct = lambda c, k: entropy(shares(c, k)).exp()  # noqa: E731
+    cases = [case(31, 20, 9, 16, 12), case(32, 50, 49, 32, 20), case(33, 8, 4, 8, 8)]
+    mistakes = [
+        (lambda c, k: entropy(shares(c, k)), "you returned the entropy, not the perplexity",
+         "the perplexity is exp of the entropy: the number of equally used codes with that entropy"),
+        (lambda c, k: 2 ** entropy(shares(c, k)), "you raised 2 to an entropy in nats",
+         "take exp of an entropy in nats (or 2 to an entropy in bits): the base of the log and of the power must agree"),
+        (lambda c, k: torch.exp(entropy(shares(c, k)) / math.log(2)), "you took exp of an entropy in bits",
+         "the base of the log and of the power must agree"),
+        (lambda c, k: torch.stack([entropy(shares(row, k)).exp() for row in c]).mean(),
+         "you averaged one perplexity per image: each image uses only a few codes, so that is lower than the "
+         "set's", "count the codes over the whole set first, then take one entropy"),
+        (lambda c, k: torch.stack([entropy(shares(col, k)).exp() for col in c.T]).mean(),
+         "you averaged one perplexity per position", "count the codes over every position of every image together"),
+        (lambda c, k: entropy(torch.bincount(c.flatten(), minlength=k).double()).exp(),
+         "you used the counts, not the shares: they must be divided by the number of codes counted so they sum to 1",
+         "divide the counts by codes.numel()"),
+    ]
+
+    def same_scalar(answer_):
+        def wrapped(c, k):
+            result = answer_(c, k)
+            return result.double().reshape(()) if torch.is_tensor(result) and result.numel() == 1 else result
+        return wrapped
+
+    if _gives_nan(answer, cases[0], "your perplexity is nan: a code that is never used has share 0, and "
+                  "0 * log 0 is nan in floating point. Hint: a share of 0 adds nothing to the entropy; leave those "
+                  "codes out of the sum."):
+        return False
+    return _check(same_scalar(answer), "codebook perplexity", cases, lambda c, k: correct(c, k).reshape(()),
+                  [(lambda c, k, w=w: w(c, k).double().reshape(()), m, h) for w, m, h in mistakes],
+                  "(a 0-dim tensor: one number for the whole set)")
+
+
 CHECKS = {
     "00": [check_to_unit_range], "01": [check_off_data_threshold], "02": [check_posterior_on_grid],
     "03": [check_correlated_sample], "04": [check_negative_elbo],
@@ -517,3 +570,4 @@ CHECKS = {
     "07": [check_collapsed_units], "08": [check_conv2d], "09": [check_negative_elbo_per_label],
     "13": [check_mutual_information_gap],
 }
+CHECKS["12"] = [check_codebook_perplexity]

@@ -176,6 +176,9 @@ def iwae_log_likelihood(model, x, k=1000, batch_size=100, max_rows=20_000, label
     if not model.variational:
         raise ValueError(f"the IWAE estimate needs a VAE, whose encoder gives mu and sigma; "
                          f"got a {type(model).__name__}")
+    if not getattr(model, "standard_prior", True):
+        raise ValueError(f"this estimate assumes the prior N(0, I), but a {type(model).__name__} has a prior of "
+                         f"its own; use its own estimate (for a HierarchicalVAE: vaelib.hierarchical_iwae)")
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
     model.eval()

@@ -77,6 +77,8 @@ class Model(nn.Module):
                          False if it refuses them
         ``variational``  True if ``encode`` gives ``(mu, sigma)`` of q(z | x); False for the autoencoder,
                          whose ``encode`` gives its one deterministic code z
+        ``standard_prior`` True if p(z) is N(0, I) (what ``sample`` and ``iwae_log_likelihood`` assume);
+                         False for a model with a prior of its own (``HierarchicalVAE``: p(z2) p(z1 | z2))
         ``input_dim``, ``latent_dim``: sizes of an image and of a code
 
     Written by each model:
@@ -94,6 +96,7 @@ class Model(nn.Module):
 
     conditional = False
     variational = True
+    standard_prior = True
 
     def __init__(self, **config):
         super().__init__()

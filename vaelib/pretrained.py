@@ -72,6 +72,13 @@ PRETRAINED = {
     "shapes_vae_beta16": Shipped("VAE", {**_MLP, "hidden": [128], "latent_dim": 8}, "shapes",
                                  {**_SHAPES_RECIPE, "beta": 16.0}, "scripts/train_shapes.py", heldout=True),
 }
+# notebook 12: a two-layer hierarchy of vae_20d's sizes (z1 = 20 below z2 = 8) and a small VQ-VAE, by 05's recipe
+PRETRAINED["hvae_2layer"] = Shipped("HierarchicalVAE", {"input_dim": 784, "hidden": [400], "latent_dims": [20, 8],
+                                                        "top_hidden": 64, "likelihood": "bernoulli"}, "mnist", _SERIES_RECIPE,
+                                    "scripts/train_hierarchy_and_vq.py", heldout=True)
+PRETRAINED["vqvae_mnist"] = Shipped("VQVAE", {"num_codes": 32, "code_dim": 16, "channels": [32, 64], "commitment": 0.25,
+                                              "likelihood": "bernoulli"}, "mnist", _SERIES_RECIPE,
+                                    "scripts/train_hierarchy_and_vq.py", heldout=True)
 
 
 def pretrained_path(name):
