@@ -21,7 +21,7 @@ from vaelib.checkpoints import atomic_write
 from vaelib.pretrained import PRETRAINED, load_as, markdown_table, pretrained_path
 
 SOURCE = ROOT / "notebooks" / "checkpoints"
-MAX_TOTAL_BYTES = 6 * 1024 * 1024  # committed files: keep them small
+MAX_TOTAL_BYTES = 12 * 1024 * 1024  # committed files: keep them small (float16; 8 MB for the models of 14 notebooks)
 
 
 def check(name):
