@@ -13,11 +13,13 @@ from pathlib import Path
 
 import torch
 
+from .iwae import IWAE
 from .judge import DigitClassifier
 from .models import VAE, Autoencoder, ConditionalVAE, ConvVAE
 
 # The classes a checkpoint may name. A plain dict: checkpoints never run code.
 MODEL_CLASSES = {cls.__name__: cls for cls in (Autoencoder, VAE, ConvVAE, ConditionalVAE, DigitClassifier)}
+MODEL_CLASSES["IWAE"] = IWAE   # notebook 11: a VAE trained on the k-sample bound
 
 
 def default_file_mode():

@@ -64,6 +64,13 @@ PRETRAINED = {
                            {"epochs": 8, "batch_size": 128, "lr": 2e-3}, "scripts/train_judge.py", heldout=True),
 }
 
+# notebook 11: the 2-D model of 05 trained on the k-sample importance-weighted bound (Burda et al. 2015), by 05's recipe
+PRETRAINED.update({
+    f"vae_2d_iwae{k}": Shipped("IWAE", {**_MLP, "hidden": [256, 256], "latent_dim": 2, "k": k}, "mnist",
+                               _SERIES_RECIPE, "scripts/train_iwae.py", heldout=True)
+    for k in (5, 50)
+})
+
 
 def pretrained_path(name):
     """Path of a shipped checkpoint (see ``PRETRAINED`` for the names)."""
