@@ -43,11 +43,11 @@ def train(name):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", default=list(NAMES), choices=NAMES)
+    parser.add_argument("names", nargs="*", choices=[*NAMES, []])
     args = parser.parse_args(argv)
     _, _, baseline_seconds = train("vae_2d")
     print(f"vae_2d's recipe: {baseline_seconds:.1f} s", flush=True)
-    for name in args.names:
+    for name in args.names or NAMES:
         shipped = PRETRAINED[name]
         x_test, _ = LOADERS[shipped.data]("test", binarize=True)
         model, history, seconds = train(name)
