@@ -160,6 +160,16 @@ CASES = [
         (lambda m, x, e, k: elbo_table(m, x, e, k).T, "one row per label"),
         (lambda m, x, e, k: elbo_table(m, x, torch.randn_like(e), k), "changes from one call to the next"),
     ]),
+    (ex.check_iwae_gradient_weights, lambda lw: torch.softmax(lw, 0), [
+        (lambda lw: torch.full_like(lw, 1 / len(lw)), "k-sample ELBO"),
+        (lambda lw: lw.exp(), "not normalized"),
+        (lambda lw: lw.exp() / len(lw), "cancels in the gradient"),
+        (lambda lw: torch.softmax(lw, 0) / len(lw), "nothing to its gradient"),
+        (lambda lw: torch.softmax(lw, 1), "over the images"),
+        (lambda lw: lw.exp() / lw.exp().sum(0), "0 / 0 is nan"),
+        (lambda lw: torch.softmax(-lw, 0), "check the sign"),
+        (lambda lw: torch.softmax(lw, 0)[:, :1], "expected (5, 3)"),
+    ]),
 ]
 
 

@@ -472,9 +472,46 @@ def check_negative_elbo_per_label(answer):
                       "(N, num_classes): one row per image, one column per label")
 
 
+# 11 · tighter bounds and priors --------------------------------------------------------------
+
+def check_iwae_gradient_weights(answer):
+    """``answer(log_w)``: log-weights ``(k, n)`` of k samples for each of n images -> ``(k, n)``, the weight
+    each sample's gradient ``grad log w_i`` gets in the gradient of the k-sample bound
+    ``L_k = log (1/k) sum_i w_i``: ``grad L_k = sum_i weight_i grad log w_i``."""
+    def case(seed, k, n, centre, spread):
+        g = torch.Generator().manual_seed(seed)
+        return (centre + spread * torch.randn(k, n, generator=g),)
+    # small log-weights (every formula is finite), then digit-sized ones (e^-150 underflows float32)
+    cases = [case(41, 5, 3, 0.0, 1.5), case(42, 50, 4, -150.0, 3.0), case(43, 7, 2, 0.0, 0.5)]
+    correct = lambda lw: torch.softmax(lw, dim=0)  # noqa: E731
+    mistakes = [
+        (lambda lw: torch.full_like(lw, 1 / len(lw)), "every sample gets 1/k: that is the gradient of the average "
+         "of the log-weights, the k-sample ELBO, not of the importance-weighted bound",
+         "differentiate log((1/k) sum_i w_i): the chain rule puts each w_i over the sum of all of them"),
+        (lambda lw: lw.exp(), "these are the weights w_i themselves, not normalized",
+         "the derivative of log(sum_j w_j) with respect to log w_i divides w_i by the sum"),
+        (lambda lw: lw.exp() / len(lw), "these are w_i / k, not normalized: the 1/k of the bound only shifts its "
+         "value by log k and cancels in the gradient", "divide each w_i by the sum over the k samples"),
+        (lambda lw: torch.softmax(lw, dim=0) / len(lw), "you divided the normalized weights by k again: the 1/k "
+         "inside the log adds -log k to the bound's value and nothing to its gradient",
+         "each image's weights sum to 1"),
+        (lambda lw: torch.softmax(lw, dim=1), "you normalized over the images, not over the k samples of each image",
+         "each column (one image) sums to 1"),
+        (lambda lw: torch.softmax(-lw, dim=0), "the largest weight should go to the sample with the largest "
+         "log-weight", "check the sign"),
+    ]
+    nan_case = cases[1]
+    if _gives_nan(answer, nan_case, "your weights hold nan for log-weights near -150 nats: exp underflowed to 0 "
+                  "in float32 and 0 / 0 is nan. Hint: subtract each image's largest log-weight first, "
+                  "or use torch.softmax."):
+        return False
+    return _check(answer, "gradient weights", cases, correct, mistakes, "(k, n): one weight per sample and image")
+
+
 CHECKS = {
     "00": [check_to_unit_range], "01": [check_off_data_threshold], "02": [check_posterior_on_grid],
     "03": [check_correlated_sample], "04": [check_negative_elbo],
     "05": [check_iwae_estimate], "06": [check_slerp],
     "07": [check_collapsed_units], "08": [check_conv2d], "09": [check_negative_elbo_per_label],
+    "11": [check_iwae_gradient_weights],
 }

@@ -27,8 +27,10 @@ def gaussian_log_densities(z, means, covariances):
     Through the Cholesky factor L (C = L L^T): ``-|L^-1 (z - m)|^2 / 2 - sum log diag L - d/2 log 2 pi``.
     """
     chol = torch.linalg.cholesky(covariances)                                    # (K, d, d)
-    diff = (z[:, None, :] - means).transpose(0, 1).unsqueeze(-1)                 # (K, n, d, 1)
-    solved = torch.linalg.solve_triangular(chol[:, None], diff, upper=False).squeeze(-1)   # (K, n, d)
+    eye = torch.eye(z.shape[-1], dtype=chol.dtype).expand_as(chol)
+    chol_inv = torch.linalg.solve_triangular(chol, eye, upper=False)             # (K, d, d): L^-1
+    diff = z[None, :, :].to(chol.dtype) - means[:, None, :]                      # (K, n, d)
+    solved = torch.einsum("kij,knj->kni", chol_inv, diff)                        # (K, n, d): L^-1 (z - m)
     half_log_det = torch.diagonal(chol, dim1=-2, dim2=-1).log().sum(-1)          # (K,)
     d = z.shape[-1]
     return (-0.5 * (solved**2).sum(-1) - half_log_det[:, None] - 0.5 * d * math.log(2 * math.pi)).T
