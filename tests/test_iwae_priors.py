@@ -152,7 +152,7 @@ def test_grid_log_likelihood_matches_a_large_importance_sample(model, x):
 
 
 def test_gaps_add_up_and_optimisation_raises_the_elbo(model, x):
-    out = gaps2d.gaps(model.eval(), x[:3], steps=60, samples=400, grid=61)
+    out = gaps2d.gaps(model.eval(), x[:3], steps=60, samples=400)
     torch.testing.assert_close(out["elbo"] + out["amortization"] + out["approximation"], out["log_px"])
     assert (out["amortization"] > -0.05).all() and (out["approximation"] > -0.05).all()
     with pytest.raises(ValueError, match="2-D"):

@@ -148,6 +148,9 @@ def gradient_snr(model, x, k, repeats=20, parts=("encoder", "decoder")):
     gradient of its batch mean each time, and returns ``|mean| / std`` over the draws for every parameter
     of each part.
 
+    A weight whose gradient is exactly 0 in every draw (a first-layer weight of a pixel that is 0 in every
+    image of the batch) has neither signal nor noise: its SNR is NaN (use ``torch.nanmedian``).
+
     Returns:
         dict ``{part: (n_params,) SNR}``, e.g. ``{"encoder": ..., "decoder": ...}``.
     """
@@ -166,5 +169,6 @@ def gradient_snr(model, x, k, repeats=20, parts=("encoder", "decoder")):
     out = {}
     for part, g in grads.items():
         g = torch.stack(g)                                               # (repeats, n_params)
-        out[part] = g.mean(0).abs() / g.std(0).clamp_min(1e-30)
+        snr = g.mean(0).abs() / g.std(0)
+        out[part] = torch.where((g == 0).all(0), torch.nan, snr)
     return out

@@ -30,7 +30,7 @@ def gaussian_log_densities(z, means, covariances):
     eye = torch.eye(z.shape[-1], dtype=chol.dtype).expand_as(chol)
     chol_inv = torch.linalg.solve_triangular(chol, eye, upper=False)             # (K, d, d): L^-1
     diff = z[None, :, :].to(chol.dtype) - means[:, None, :]                      # (K, n, d)
-    solved = torch.einsum("kij,knj->kni", chol_inv, diff)                        # (K, n, d): L^-1 (z - m)
+    solved = diff @ chol_inv.transpose(1, 2)                                     # (K, n, d): L^-1 (z - m)
     half_log_det = torch.diagonal(chol, dim1=-2, dim2=-1).log().sum(-1)          # (K,)
     d = z.shape[-1]
     return (-0.5 * (solved**2).sum(-1) - half_log_det[:, None] - 0.5 * d * math.log(2 * math.pi)).T
@@ -106,7 +106,7 @@ def fit_gaussian_mixture(z, components=10, iterations=100, seed=0, ridge=1e-6):
         weights = n_c / n
         means = (r.T @ x) / n_c[:, None]
         diff = x[None] - means[:, None]                                              # (K, n, d)
-        covariances = torch.einsum("kn,kni,knj->kij", r.T, diff, diff) / n_c[:, None, None] + eye
+        covariances = (r.T[:, :, None] * diff).transpose(1, 2) @ diff / n_c[:, None, None] + eye
         history.append(log_norm.mean().item())                                       # before this M-step
     history.append(torch.logsumexp(weights.log() + gaussian_log_densities(x, means, covariances), 1).mean().item())
     return GaussianMixture(weights, means, covariances, history[1:])
