@@ -14,6 +14,9 @@ Read it after the notebooks, one module at a time:
 * ``judge``  -- a small classifier, validated: what an image looks like, whether it is a digit, set-level scores
 * ``render`` -- pictures as arrays and PNG bytes: tiles, the latent map, a model's decoded digits
 * ``widgets`` -- the live explorers of notebooks 06, 07 and 09: sliders -> decoded digits as PNG bytes
+* ``iwae``   -- the k-sample bound, ``IWAE`` (a VAE trained on it), log p(x) under any prior, active units, gradient SNR
+* ``priors`` -- a Gaussian mixture fitted by EM to a model's codes: a prior fitted after training
+* ``gaps2d`` -- the amortization and approximation gaps of a 2-D VAE: grid log p(x), per-digit q
 """
 
 from . import threads  # fit follows the load: no more threads than idle CPUs (see threads.py)
@@ -28,6 +31,9 @@ from .models import VAE, Autoencoder, ConditionalVAE, ConvVAE, Decoder, Gaussian
 from .pretrained import load_pretrained, pretrained_path
 from .train import evaluate, fit, pick_device
 
+from . import gaps2d, iwae, priors  # notebook 11: tighter bounds and better priors
+from .iwae import IWAE
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -41,3 +47,4 @@ __all__ = [
     "evaluate", "fit", "pick_device",
     "check_environment", "load_checkpoint", "save_checkpoint", "seed_everything",
 ]
+__all__ += ["gaps2d", "iwae", "priors", "IWAE"]
