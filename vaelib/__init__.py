@@ -14,11 +14,14 @@ Read it after the notebooks, one module at a time:
 * ``judge``  -- a small classifier, validated: what an image looks like, whether it is a digit, set-level scores
 * ``render`` -- pictures as arrays and PNG bytes: tiles, the latent map, a model's decoded digits
 * ``widgets`` -- the live explorers of notebooks 06, 07 and 09: sliders -> decoded digits as PNG bytes
+* ``posteriors`` -- richer q(z | x): a full-covariance Gaussian, affine coupling flows, the 2-D grid that measures them
 """
 
 from . import threads  # fit follows the load: no more threads than idle CPUs (see threads.py)
 from . import (checkpoints, data, environment, exercises, judge, losses, models, plots, pretrained, render, train,
                widgets)
+from . import posteriors
+from .posteriors import FlowVAE, FullCovVAE
 from .checkpoints import load_checkpoint, save_checkpoint
 from .data import load_fashion_mnist, load_mnist
 from .environment import check_environment, seed_everything
@@ -40,4 +43,5 @@ __all__ = [
     "load_pretrained", "pretrained_path",
     "evaluate", "fit", "pick_device",
     "check_environment", "load_checkpoint", "save_checkpoint", "seed_everything",
+    "posteriors", "FullCovVAE", "FlowVAE",
 ]
