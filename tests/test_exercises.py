@@ -160,6 +160,14 @@ CASES = [
         (lambda m, x, e, k: elbo_table(m, x, e, k).T, "one row per label"),
         (lambda m, x, e, k: elbo_table(m, x, torch.randn_like(e), k), "changes from one call to the next"),
     ]),
+    (ex.check_coupling_log_det, lambda z, c, inv: (-1 if inv else 1) * c(z[:, :z.shape[1] // 2])[0].sum(-1), [
+        (lambda z, c, inv: c(z[:, :z.shape[1] // 2])[0], "one log-scale per moved coordinate"),
+        (lambda z, c, inv: c(z[:, :z.shape[1] // 2])[0].exp().sum(-1), "summed the scales exp(s)"),
+        (lambda z, c, inv: c(z[:, :z.shape[1] // 2])[0].sum(-1), "forward step's log-determinant"),
+        (lambda z, c, inv: (-1 if inv else 1) * c(z[:, :z.shape[1] // 2])[0].sum(), "summed over the batch"),
+        (lambda z, c, inv: (-1 if inv else 1) * (c(z[:, :z.shape[1] // 2])[0].sum(-1) + z[:, :z.shape[1] // 2].sum(-1)),
+         "counted the coordinates that pass unchanged"),
+    ]),
     (ex.check_iwae_gradient_weights, lambda lw: torch.softmax(lw, 0), [
         (lambda lw: torch.full_like(lw, 1 / len(lw)), "k-sample ELBO"),
         (lambda lw: lw.exp(), "not normalized"),

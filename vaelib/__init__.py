@@ -14,6 +14,7 @@ Read it after the notebooks, one module at a time:
 * ``judge``  -- a small classifier, validated: what an image looks like, whether it is a digit, set-level scores
 * ``render`` -- pictures as arrays and PNG bytes: tiles, the latent map, a model's decoded digits
 * ``widgets`` -- the live explorers of notebooks 06, 07 and 09: sliders -> decoded digits as PNG bytes
+* ``posteriors`` -- richer q(z | x): a full-covariance Gaussian, affine coupling flows, the 2-D grid that measures them
 * ``iwae``   -- the k-sample bound, ``IWAE`` (a VAE trained on it), log p(x) under any prior, active units, gradient SNR
 * ``priors`` -- a Gaussian mixture fitted by EM to a model's codes: a prior fitted after training
 * ``gaps2d`` -- the amortization and approximation gaps of a 2-D VAE: grid log p(x), per-digit q
@@ -22,6 +23,8 @@ Read it after the notebooks, one module at a time:
 from . import threads  # fit follows the load: no more threads than idle CPUs (see threads.py)
 from . import (checkpoints, data, environment, exercises, judge, losses, models, plots, pretrained, render, train,
                widgets)
+from . import posteriors
+from .posteriors import FlowVAE, FullCovVAE
 from .checkpoints import load_checkpoint, save_checkpoint
 from .data import load_fashion_mnist, load_mnist
 from .environment import check_environment, seed_everything
@@ -46,5 +49,6 @@ __all__ = [
     "load_pretrained", "pretrained_path",
     "evaluate", "fit", "pick_device",
     "check_environment", "load_checkpoint", "save_checkpoint", "seed_everything",
+    "posteriors", "FullCovVAE", "FlowVAE",
 ]
 __all__ += ["gaps2d", "iwae", "priors", "IWAE"]

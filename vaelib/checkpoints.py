@@ -16,9 +16,11 @@ import torch
 from .iwae import IWAE
 from .judge import DigitClassifier
 from .models import VAE, Autoencoder, ConditionalVAE, ConvVAE
+from .posteriors import FlowVAE, FullCovVAE
 
 # The classes a checkpoint may name. A plain dict: checkpoints never run code.
 MODEL_CLASSES = {cls.__name__: cls for cls in (Autoencoder, VAE, ConvVAE, ConditionalVAE, DigitClassifier)}
+MODEL_CLASSES.update({cls.__name__: cls for cls in (FullCovVAE, FlowVAE)})   # notebook 10's richer posteriors
 MODEL_CLASSES["IWAE"] = IWAE   # notebook 11: a VAE trained on the k-sample bound
 
 

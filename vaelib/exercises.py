@@ -472,6 +472,60 @@ def check_negative_elbo_per_label(answer):
                       "(N, num_classes): one row per image, one column per label")
 
 
+# 10 · richer posteriors ---------------------------------------------------------------------
+
+def _coupling_conditioner(seed, d_a, d_b):
+    """A fixed small network ``z_a`` ``(batch, d_a)`` -> ``(s, t)``, each ``(batch, d_b)``: a coupling step's conditioner."""
+    g = torch.Generator().manual_seed(seed)
+    w1, b1 = torch.randn(d_a, 16, generator=g), torch.randn(16, generator=g)
+    w2 = 0.5 * torch.randn(16, 2 * d_b, generator=g)
+
+    def conditioner(z_a):
+        s, t = (torch.tanh(z_a @ w1 + b1) @ w2).chunk(2, dim=-1)
+        return s, t
+    return conditioner
+
+
+def check_coupling_log_det(answer):
+    """``answer(z, conditioner, inverse)``: codes ``z`` ``(batch, D)`` and a conditioner ``z_a -> (s, t)``
+    -> ``(batch,)`` log |det| of the Jacobian of one affine coupling step at ``z``: the first ``D // 2``
+    coordinates ``z_a`` pass unchanged, the others ``z_b`` become ``z_b * exp(s) + t`` (``inverse=False``)
+    or ``(z_b - t) * exp(-s)`` (``inverse=True``), with ``s, t = conditioner(z_a)``, each ``(batch, D - D // 2)``."""
+    def case(seed, batch, d, inverse):
+        g = torch.Generator().manual_seed(seed)
+        return torch.randn(batch, d, generator=g), _coupling_conditioner(seed, d // 2, d - d // 2), inverse
+
+    cases = [case(41, 5, 6, False), case(42, 4, 7, True), case(43, 3, 4, False), case(44, 6, 5, True)]
+
+    def log_scales(z, conditioner):
+        return conditioner(z[:, :z.shape[1] // 2])[0]
+
+    def correct(z, conditioner, inverse):
+        s = log_scales(z, conditioner)
+        return -s.sum(-1) if inverse else s.sum(-1)
+
+    mistakes = [
+        (lambda z, c, inv: (-1 if inv else 1) * log_scales(z, c),
+         "you returned one log-scale per moved coordinate, not one number per code",
+         "the Jacobian is triangular: its determinant is the product of its diagonal, so its log is a sum over "
+         "the coordinates"),
+        (lambda z, c, inv: (-1 if inv else 1) * log_scales(z, c).exp().sum(-1),
+         "you summed the scales exp(s) themselves",
+         "the log of a product of exp(s_j) is a sum of s_j"),
+        (lambda z, c, inv: log_scales(z, c).sum(-1),
+         "your inverse step has the forward step's log-determinant",
+         "the inverse divides by exp(s): its Jacobian is the inverse matrix, whose log-determinant has the "
+         "opposite sign"),
+        (lambda z, c, inv: correct(z, c, inv).sum(),
+         "you summed over the batch too: that is one number for all codes",
+         "each code has its own Jacobian; sum over the last dimension only"),
+        (lambda z, c, inv: (-1 if inv else 1) * torch.cat([log_scales(z, c), z[:, :z.shape[1] // 2]], -1).sum(-1),
+         "you counted the coordinates that pass unchanged",
+         "those sit on the Jacobian's diagonal with a 1, whose log is 0"),
+    ]
+    return _check(answer, "log-determinant", cases, correct, mistakes, "(batch,): one number per code")
+
+
 # 11 · tighter bounds and priors --------------------------------------------------------------
 
 def check_iwae_gradient_weights(answer):
@@ -513,5 +567,6 @@ CHECKS = {
     "03": [check_correlated_sample], "04": [check_negative_elbo],
     "05": [check_iwae_estimate], "06": [check_slerp],
     "07": [check_collapsed_units], "08": [check_conv2d], "09": [check_negative_elbo_per_label],
+    "10": [check_coupling_log_det],
     "11": [check_iwae_gradient_weights],
 }

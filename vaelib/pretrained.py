@@ -63,6 +63,15 @@ PRETRAINED = {
     "digit_judge": Shipped("DigitClassifier", {"channels": [16, 32], "features": 64}, "mnist",
                            {"epochs": 8, "batch_size": 128, "lr": 2e-3}, "scripts/train_judge.py", heldout=True),
 }
+# notebook 10: vae_2d's networks and recipe, with a richer q(z | x)
+PRETRAINED.update({
+    "vae_2d_fullcov": Shipped("FullCovVAE", {"input_dim": 784, "hidden": [256, 256], "latent_dim": 2,
+                                              "likelihood": "bernoulli"}, "mnist", _SERIES_RECIPE,
+                              "scripts/train_posteriors.py", heldout=True),
+    "vae_2d_flow": Shipped("FlowVAE", {"input_dim": 784, "hidden": [256, 256], "latent_dim": 2, "steps": 4,
+                                        "flow_hidden": 8, "likelihood": "bernoulli"}, "mnist", _SERIES_RECIPE,
+                           "scripts/train_posteriors.py", heldout=True),
+})
 
 # notebook 11: the 2-D model of 05 trained on the k-sample importance-weighted bound (Burda et al. 2015), by 05's recipe
 PRETRAINED.update({
