@@ -193,6 +193,24 @@ CASES = [
         (lambda c, k: (-(shares(c, k) * shares(c, k).log()).sum()).exp(), "0 * log 0 is nan"),
         (lambda c, k: perplexity(shares(c, k)).repeat(2), "expected ()"),
     ]),
+    (ex.check_coupling_log_det, lambda z, c, inv: (-1 if inv else 1) * c(z[:, :z.shape[1] // 2])[0].sum(-1), [
+        (lambda z, c, inv: c(z[:, :z.shape[1] // 2])[0], "one log-scale per moved coordinate"),
+        (lambda z, c, inv: c(z[:, :z.shape[1] // 2])[0].exp().sum(-1), "summed the scales exp(s)"),
+        (lambda z, c, inv: c(z[:, :z.shape[1] // 2])[0].sum(-1), "forward step's log-determinant"),
+        (lambda z, c, inv: (-1 if inv else 1) * c(z[:, :z.shape[1] // 2])[0].sum(), "summed over the batch"),
+        (lambda z, c, inv: (-1 if inv else 1) * (c(z[:, :z.shape[1] // 2])[0].sum(-1) + z[:, :z.shape[1] // 2].sum(-1)),
+         "counted the coordinates that pass unchanged"),
+    ]),
+    (ex.check_iwae_gradient_weights, lambda lw: torch.softmax(lw, 0), [
+        (lambda lw: torch.full_like(lw, 1 / len(lw)), "k-sample ELBO"),
+        (lambda lw: lw.exp(), "not normalized"),
+        (lambda lw: lw.exp() / len(lw), "cancels in the gradient"),
+        (lambda lw: torch.softmax(lw, 0) / len(lw), "nothing to its gradient"),
+        (lambda lw: torch.softmax(lw, 1), "over the images"),
+        (lambda lw: lw.exp() / lw.exp().sum(0), "0 / 0 is nan"),
+        (lambda lw: torch.softmax(-lw, 0), "check the sign"),
+        (lambda lw: torch.softmax(lw, 0)[:, :1], "expected (5, 3)"),
+    ]),
 ]
 
 

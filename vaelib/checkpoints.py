@@ -13,14 +13,16 @@ from pathlib import Path
 
 import torch
 
+from .hierarchical import HierarchicalVAE
+from .iwae import IWAE
 from .judge import DigitClassifier
 from .models import VAE, Autoencoder, ConditionalVAE, ConvVAE
-from .hierarchical import HierarchicalVAE
+from .posteriors import FlowVAE, FullCovVAE
 from .vq import VQVAE
 
 # The classes a checkpoint may name. A plain dict: checkpoints never run code.
-MODEL_CLASSES = {cls.__name__: cls for cls in (Autoencoder, VAE, ConvVAE, ConditionalVAE, DigitClassifier)}
-MODEL_CLASSES.update({cls.__name__: cls for cls in (HierarchicalVAE, VQVAE)})
+MODEL_CLASSES = {cls.__name__: cls for cls in (Autoencoder, VAE, ConvVAE, ConditionalVAE, DigitClassifier,
+                                               FullCovVAE, FlowVAE, IWAE, HierarchicalVAE, VQVAE)}
 
 
 def default_file_mode():

@@ -472,42 +472,94 @@ def check_negative_elbo_per_label(answer):
                       "(N, num_classes): one row per image, one column per label")
 
 
-# 13 · disentanglement ------------------------------------------------------------------------
+# 10 · richer posteriors ---------------------------------------------------------------------
 
-def check_mutual_information_gap(answer):
-    """``answer(mi, factor_entropy)``: mutual informations ``(d, K)`` in nats between d latent units and K
-    factors, and each factor's entropy ``(K,)`` -> 0-d tensor, the mutual information gap (Chen et al. 2018):
-    for each factor, the largest mutual information with one unit minus the second largest, divided by the
-    factor's entropy; averaged over the factors."""
-    def case(seed, d, k):
+def _coupling_conditioner(seed, d_a, d_b):
+    """A fixed small network ``z_a`` ``(batch, d_a)`` -> ``(s, t)``, each ``(batch, d_b)``: a coupling step's conditioner."""
+    g = torch.Generator().manual_seed(seed)
+    w1, b1 = torch.randn(d_a, 16, generator=g), torch.randn(16, generator=g)
+    w2 = 0.5 * torch.randn(16, 2 * d_b, generator=g)
+
+    def conditioner(z_a):
+        s, t = (torch.tanh(z_a @ w1 + b1) @ w2).chunk(2, dim=-1)
+        return s, t
+    return conditioner
+
+
+def check_coupling_log_det(answer):
+    """``answer(z, conditioner, inverse)``: codes ``z`` ``(batch, D)`` and a conditioner ``z_a -> (s, t)``
+    -> ``(batch,)`` log |det| of the Jacobian of one affine coupling step at ``z``: the first ``D // 2``
+    coordinates ``z_a`` pass unchanged, the others ``z_b`` become ``z_b * exp(s) + t`` (``inverse=False``)
+    or ``(z_b - t) * exp(-s)`` (``inverse=True``), with ``s, t = conditioner(z_a)``, each ``(batch, D - D // 2)``."""
+    def case(seed, batch, d, inverse):
         g = torch.Generator().manual_seed(seed)
-        h = 1.0 + 2.5 * torch.rand(k, generator=g, dtype=torch.float64)      # entropies of the factors
-        mi = h * torch.rand(d, k, generator=g, dtype=torch.float64) ** 2     # each at most its factor's entropy
-        return mi, h
+        return torch.randn(batch, d, generator=g), _coupling_conditioner(seed, d // 2, d - d // 2), inverse
 
-    cases = [case(131, 6, 3), case(132, 8, 4), case(133, 5, 5)]
-    top_two = lambda mi: mi.topk(2, dim=0).values  # noqa: E731  (2, K)
-    correct = lambda mi, h: ((top_two(mi)[0] - top_two(mi)[1]) / h).mean()  # noqa: E731
+    cases = [case(41, 5, 6, False), case(42, 4, 7, True), case(43, 3, 4, False), case(44, 6, 5, True)]
 
-    def over_units(mi, h):   # the gap between each unit's two best factors, averaged over the units
-        top = mi.topk(2, dim=1)
-        return ((top.values[:, 0] - top.values[:, 1]) / h[top.indices[:, 0]]).mean()
+    def log_scales(z, conditioner):
+        return conditioner(z[:, :z.shape[1] // 2])[0]
+
+    def correct(z, conditioner, inverse):
+        s = log_scales(z, conditioner)
+        return -s.sum(-1) if inverse else s.sum(-1)
 
     mistakes = [
-        (lambda mi, h: (top_two(mi)[0] - top_two(mi)[1]).mean(), "your gaps are in nats, not fractions of each "
-         "factor's entropy, so a factor with many values counts for more and the score is not between 0 and 1",
-         "divide each factor's gap by that factor's entropy before averaging"),
-        (lambda mi, h: ((mi.max(0).values - mi.min(0).values) / h).mean(), "you took the best unit minus the "
-         "worst; the worst is usually an unused unit, so a factor spread over two units still scores high",
-         "the gap is to the runner-up: the second largest mutual information"),
-        (lambda mi, h: (mi.max(0).values / h).mean(), "you kept only the best unit's share; a factor copied into "
-         "two units would still score 1", "subtract the second best unit's mutual information"),
-        (over_units, "you compared factors within each unit and averaged over the units; MIG asks, for each "
-         "factor, whether one unit stands out", "sort each factor's column (over the units), not each unit's row"),
-        (lambda mi, h: ((top_two(mi)[0] - top_two(mi)[1]) / h.sum()).mean(), "you divided by the entropy of all "
-         "factors together", "each factor's gap is divided by its own entropy"),
+        (lambda z, c, inv: (-1 if inv else 1) * log_scales(z, c),
+         "you returned one log-scale per moved coordinate, not one number per code",
+         "the Jacobian is triangular: its determinant is the product of its diagonal, so its log is a sum over "
+         "the coordinates"),
+        (lambda z, c, inv: (-1 if inv else 1) * log_scales(z, c).exp().sum(-1),
+         "you summed the scales exp(s) themselves",
+         "the log of a product of exp(s_j) is a sum of s_j"),
+        (lambda z, c, inv: log_scales(z, c).sum(-1),
+         "your inverse step has the forward step's log-determinant",
+         "the inverse divides by exp(s): its Jacobian is the inverse matrix, whose log-determinant has the "
+         "opposite sign"),
+        (lambda z, c, inv: correct(z, c, inv).sum(),
+         "you summed over the batch too: that is one number for all codes",
+         "each code has its own Jacobian; sum over the last dimension only"),
+        (lambda z, c, inv: (-1 if inv else 1) * torch.cat([log_scales(z, c), z[:, :z.shape[1] // 2]], -1).sum(-1),
+         "you counted the coordinates that pass unchanged",
+         "those sit on the Jacobian's diagonal with a 1, whose log is 0"),
     ]
-    return _check(answer, "mutual information gap", cases, correct, mistakes, "(): one number")
+    return _check(answer, "log-determinant", cases, correct, mistakes, "(batch,): one number per code")
+
+
+# 11 · tighter bounds and priors --------------------------------------------------------------
+
+def check_iwae_gradient_weights(answer):
+    """``answer(log_w)``: log-weights ``(k, n)`` of k samples for each of n images -> ``(k, n)``, the weight
+    each sample's gradient ``grad log w_i`` gets in the gradient of the k-sample bound
+    ``L_k = log (1/k) sum_i w_i``: ``grad L_k = sum_i weight_i grad log w_i``."""
+    def case(seed, k, n, centre, spread):
+        g = torch.Generator().manual_seed(seed)
+        return (centre + spread * torch.randn(k, n, generator=g),)
+    # small log-weights (every formula is finite), then digit-sized ones (e^-150 underflows float32)
+    cases = [case(41, 5, 3, 0.0, 1.5), case(42, 50, 4, -150.0, 3.0), case(43, 7, 2, 0.0, 0.5)]
+    correct = lambda lw: torch.softmax(lw, dim=0)  # noqa: E731
+    mistakes = [
+        (lambda lw: torch.full_like(lw, 1 / len(lw)), "every sample gets 1/k: that is the gradient of the average "
+         "of the log-weights, the k-sample ELBO, not of the importance-weighted bound",
+         "differentiate log((1/k) sum_i w_i): the chain rule puts each w_i over the sum of all of them"),
+        (lambda lw: lw.exp(), "these are the weights w_i themselves, not normalized",
+         "the derivative of log(sum_j w_j) with respect to log w_i divides w_i by the sum"),
+        (lambda lw: lw.exp() / len(lw), "these are w_i / k, not normalized: the 1/k of the bound only shifts its "
+         "value by log k and cancels in the gradient", "divide each w_i by the sum over the k samples"),
+        (lambda lw: torch.softmax(lw, dim=0) / len(lw), "you divided the normalized weights by k again: the 1/k "
+         "inside the log adds -log k to the bound's value and nothing to its gradient",
+         "each image's weights sum to 1"),
+        (lambda lw: torch.softmax(lw, dim=1), "you normalized over the images, not over the k samples of each image",
+         "each column (one image) sums to 1"),
+        (lambda lw: torch.softmax(-lw, dim=0), "the largest weight should go to the sample with the largest "
+         "log-weight", "check the sign"),
+    ]
+    nan_case = cases[1]
+    if _gives_nan(answer, nan_case, "your weights hold nan for log-weights near -150 nats: exp underflowed to 0 "
+                  "in float32 and 0 / 0 is nan. Hint: subtract each image's largest log-weight first, "
+                  "or use torch.softmax."):
+        return False
+    return _check(answer, "gradient weights", cases, correct, mistakes, "(k, n): one weight per sample and image")
 
 
 # 12 · hierarchies and discrete codes --------------------------------------------------------
@@ -563,11 +615,49 @@ def check_codebook_perplexity(answer):
                   "(a 0-dim tensor: one number for the whole set)")
 
 
+# 13 · disentanglement ------------------------------------------------------------------------
+
+def check_mutual_information_gap(answer):
+    """``answer(mi, factor_entropy)``: mutual informations ``(d, K)`` in nats between d latent units and K
+    factors, and each factor's entropy ``(K,)`` -> 0-d tensor, the mutual information gap (Chen et al. 2018):
+    for each factor, the largest mutual information with one unit minus the second largest, divided by the
+    factor's entropy; averaged over the factors."""
+    def case(seed, d, k):
+        g = torch.Generator().manual_seed(seed)
+        h = 1.0 + 2.5 * torch.rand(k, generator=g, dtype=torch.float64)      # entropies of the factors
+        mi = h * torch.rand(d, k, generator=g, dtype=torch.float64) ** 2     # each at most its factor's entropy
+        return mi, h
+
+    cases = [case(131, 6, 3), case(132, 8, 4), case(133, 5, 5)]
+    top_two = lambda mi: mi.topk(2, dim=0).values  # noqa: E731  (2, K)
+    correct = lambda mi, h: ((top_two(mi)[0] - top_two(mi)[1]) / h).mean()  # noqa: E731
+
+    def over_units(mi, h):   # the gap between each unit's two best factors, averaged over the units
+        top = mi.topk(2, dim=1)
+        return ((top.values[:, 0] - top.values[:, 1]) / h[top.indices[:, 0]]).mean()
+
+    mistakes = [
+        (lambda mi, h: (top_two(mi)[0] - top_two(mi)[1]).mean(), "your gaps are in nats, not fractions of each "
+         "factor's entropy, so a factor with many values counts for more and the score is not between 0 and 1",
+         "divide each factor's gap by that factor's entropy before averaging"),
+        (lambda mi, h: ((mi.max(0).values - mi.min(0).values) / h).mean(), "you took the best unit minus the "
+         "worst; the worst is usually an unused unit, so a factor spread over two units still scores high",
+         "the gap is to the runner-up: the second largest mutual information"),
+        (lambda mi, h: (mi.max(0).values / h).mean(), "you kept only the best unit's share; a factor copied into "
+         "two units would still score 1", "subtract the second best unit's mutual information"),
+        (over_units, "you compared factors within each unit and averaged over the units; MIG asks, for each "
+         "factor, whether one unit stands out", "sort each factor's column (over the units), not each unit's row"),
+        (lambda mi, h: ((top_two(mi)[0] - top_two(mi)[1]) / h.sum()).mean(), "you divided by the entropy of all "
+         "factors together", "each factor's gap is divided by its own entropy"),
+    ]
+    return _check(answer, "mutual information gap", cases, correct, mistakes, "(): one number")
+
+
 CHECKS = {
     "00": [check_to_unit_range], "01": [check_off_data_threshold], "02": [check_posterior_on_grid],
     "03": [check_correlated_sample], "04": [check_negative_elbo],
     "05": [check_iwae_estimate], "06": [check_slerp],
     "07": [check_collapsed_units], "08": [check_conv2d], "09": [check_negative_elbo_per_label],
+    "10": [check_coupling_log_det], "11": [check_iwae_gradient_weights], "12": [check_codebook_perplexity],
     "13": [check_mutual_information_gap],
 }
-CHECKS["12"] = [check_codebook_perplexity]

@@ -66,19 +66,31 @@ PRETRAINED = {
     # the judge of generated digits (vaelib.judge): trained with judge.train_classifier, not fit; shipped in float32
     "digit_judge": Shipped("DigitClassifier", {"channels": [16, 32], "features": 64}, "mnist",
                            {"epochs": 8, "batch_size": 128, "lr": 2e-3}, "scripts/train_judge.py", heldout=True),
+    # notebook 10: vae_2d's networks and recipe, with a richer q(z | x)
+    "vae_2d_fullcov": Shipped("FullCovVAE", {"input_dim": 784, "hidden": [256, 256], "latent_dim": 2,
+                                              "likelihood": "bernoulli"}, "mnist", _SERIES_RECIPE,
+                              "scripts/train_posteriors.py", heldout=True),
+    "vae_2d_flow": Shipped("FlowVAE", {"input_dim": 784, "hidden": [256, 256], "latent_dim": 2, "steps": 4,
+                                        "flow_hidden": 8, "likelihood": "bernoulli"}, "mnist", _SERIES_RECIPE,
+                           "scripts/train_posteriors.py", heldout=True),
+    # notebook 11: the 2-D model of 05 trained on the k-sample importance-weighted bound (Burda et al. 2015)
+    "vae_2d_iwae5": Shipped("IWAE", {**_MLP, "hidden": [256, 256], "latent_dim": 2, "k": 5}, "mnist",
+                            _SERIES_RECIPE, "scripts/train_iwae.py", heldout=True),
+    "vae_2d_iwae50": Shipped("IWAE", {**_MLP, "hidden": [256, 256], "latent_dim": 2, "k": 50}, "mnist",
+                             _SERIES_RECIPE, "scripts/train_iwae.py", heldout=True),
+    # notebook 12: a two-layer hierarchy of vae_20d's sizes (z1 = 20 below z2 = 8) and a small VQ-VAE
+    "hvae_2layer": Shipped("HierarchicalVAE", {"input_dim": 784, "hidden": [400], "latent_dims": [20, 8],
+                                               "top_hidden": 64, "likelihood": "bernoulli"}, "mnist",
+                           _SERIES_RECIPE, "scripts/train_hierarchy_and_vq.py", heldout=True),
+    "vqvae_mnist": Shipped("VQVAE", {"num_codes": 32, "code_dim": 16, "channels": [32, 64], "commitment": 0.25,
+                                     "likelihood": "bernoulli"}, "mnist", _SERIES_RECIPE,
+                           "scripts/train_hierarchy_and_vq.py", heldout=True),
     # notebook 13: VAEs of squares whose factors are known (vaelib.shapes), at beta = 1 and a larger beta
     "shapes_vae_beta1": Shipped("VAE", {**_MLP, "hidden": [128], "latent_dim": 8}, "shapes",
                                 {**_SHAPES_RECIPE, "beta": 1.0}, "scripts/train_shapes.py", heldout=True),
     "shapes_vae_beta16": Shipped("VAE", {**_MLP, "hidden": [128], "latent_dim": 8}, "shapes",
                                  {**_SHAPES_RECIPE, "beta": 16.0}, "scripts/train_shapes.py", heldout=True),
 }
-# notebook 12: a two-layer hierarchy of vae_20d's sizes (z1 = 20 below z2 = 8) and a small VQ-VAE, by 05's recipe
-PRETRAINED["hvae_2layer"] = Shipped("HierarchicalVAE", {"input_dim": 784, "hidden": [400], "latent_dims": [20, 8],
-                                                        "top_hidden": 64, "likelihood": "bernoulli"}, "mnist", _SERIES_RECIPE,
-                                    "scripts/train_hierarchy_and_vq.py", heldout=True)
-PRETRAINED["vqvae_mnist"] = Shipped("VQVAE", {"num_codes": 32, "code_dim": 16, "channels": [32, 64], "commitment": 0.25,
-                                              "likelihood": "bernoulli"}, "mnist", _SERIES_RECIPE,
-                                    "scripts/train_hierarchy_and_vq.py", heldout=True)
 
 
 def pretrained_path(name):
