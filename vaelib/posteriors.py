@@ -11,8 +11,8 @@ into a distribution over codes that can be sampled with its log-density and eval
 
 The encoder of :class:`FullCovVAE` and :class:`FlowVAE` outputs ``params`` with one linear head, so the same
 family can also be fitted to one image alone (optimising ``params`` directly): the gaps of notebook 04.
-For a 2-D code, :func:`posterior_grid` and :func:`grid_elbo` compute log p(x), the true posterior and the
-ELBO of any q on a lattice of codes, with no sampling.
+For a 2-D code, :func:`posterior_grid` computes log p(x) and the true posterior on a lattice of codes, from
+which :func:`fit_posterior` fits each image's own q without calling the decoder.
 """
 
 import math
@@ -371,13 +371,13 @@ def log_joint(model, x, z):
 
 
 @torch.no_grad()
-def log_weights(model, x, k=1000, params=None, chunk=100):
+def log_weights(model, x, k=1000, params=None, family=None, chunk=100):
     """log w = log p(x, z) - log q(z | x) for ``k`` codes z ~ q(z | x) of each image: ``(k, batch)``.
 
     Their mean estimates the ELBO; ``logsumexp - log k`` is the IWAE estimate of log p(x) (Burda et al. 2015),
-    with q the model's own family (``params`` overrides q's parameters, e.g. optimised ones).
+    with q the model's own (``params`` and ``family`` override it, e.g. with a q fitted to each image).
     """
-    family = family_of(model)
+    family = family_of(model) if family is None else family
     params = posterior_params(model, x) if params is None else params
     out = []
     for start in range(0, k, chunk):
@@ -409,7 +409,8 @@ def posterior_grid(model, x, n=32, width=6.0, extent=6.0, coarse=241, batch_size
         dict: ``"z"`` ``(n * n, batch, 2)`` the codes, ``"area"`` ``(batch,)`` the area of one cell,
         ``"log_joint"`` ``(n * n, batch)`` log p(x, z), ``"log_px"`` ``(batch,)`` log p(x) =
         log sum_z p(x, z) * area, and ``"edge"`` ``(batch,)`` the posterior's mass on the lattice's outer ring
-        (small: the lattice holds it).
+        (small: the lattice holds it); ``"center"`` ``(batch, 2)``, ``"A"`` ``(batch, 2, 2)`` and ``"width"``: the
+        lattice's codes are ``center + A u`` with ``u`` on the square ``[-width, width]^2``.
     """
     if model.latent_dim != 2:
         raise ValueError(f"the grid needs a 2-D code, got latent_dim={model.latent_dim}")
@@ -443,46 +444,79 @@ def posterior_grid(model, x, n=32, width=6.0, extent=6.0, coarse=241, batch_size
     ring = torch.zeros(n, n, dtype=torch.bool)
     ring[[0, -1], :] = ring[:, [0, -1]] = True
     edge = torch.softmax(lj, 0)[ring.reshape(-1)].sum(0)
-    return {"z": z, "area": area, "log_joint": lj, "log_px": torch.logsumexp(lj, 0) + torch.log(area), "edge": edge}
-
-
-def sub_lattice(grid, stride=2):
-    """Every ``stride``-th code of a :func:`posterior_grid` lattice each way: the same span, fewer codes."""
-    n = math.isqrt(len(grid["z"]))
-    batch = grid["z"].shape[1]
-    z = grid["z"].view(n, n, batch, 2)[::stride, ::stride].reshape(-1, batch, 2)
-    lj = grid["log_joint"].view(n, n, batch)[::stride, ::stride].reshape(-1, batch)
-    return {"z": z, "log_joint": lj, "area": grid["area"] * stride ** 2}
+    return {"z": z, "area": area, "log_joint": lj, "log_px": torch.logsumexp(lj, 0) + torch.log(area), "edge": edge,
+            "center": mean, "A": A, "width": width}
 
 
 def _outer(v):
     return v.unsqueeze(-1) * v.unsqueeze(-2)
 
 
-def grid_elbo(family, params, grid):
-    """The ELBO of q on ``grid`` (from :func:`posterior_grid`), with no sampling: ``(batch,)``.
-
-    q is taken as the distribution on the lattice with masses ``softmax(log q(z))``; its ELBO
-    ``sum_z q (log p(x, z) + log area - log q)`` is at most the grid's log p(x), and equals the ELBO of the
-    continuous q when the lattice resolves q. Differentiable in ``params``, so each image's own q can be fitted.
-    """
-    log_q = family.log_prob(params, grid["z"])                                        # (n * n, batch)
-    log_mass = torch.log_softmax(log_q, 0)
-    return (log_mass.exp() * (grid["log_joint"] + torch.log(grid["area"]) - log_mass)).sum(0)
+#: How steeply :func:`interpolate_log_joint` falls beyond the lattice (nats per squared unit of its axes).
+OUTSIDE_PENALTY = 50.0
 
 
-def fit_posterior(family, params, grid, steps=200, lr=0.05, stride=1):
-    """Each image's own q: Adam on ``-grid_elbo`` from ``params`` ``(batch, size)``, the decoder fixed.
+def interpolate_log_joint(grid, z):
+    """log p(x, z) at any codes ``z`` ``(..., batch, 2)``, interpolated (bicubic) between the lattice's codes of
+    :func:`posterior_grid`. Beyond the lattice, where the posterior has next to no mass, the value at its edge
+    minus ``OUTSIDE_PENALTY`` times the squared distance past it (in the lattice's units), so that a q being
+    fitted cannot gain by spreading out there. Returns ``(..., batch)``, differentiable in ``z``."""
+    n, batch = math.isqrt(len(grid["z"])), grid["z"].shape[1]
+    lead = z.shape[:-2]
+    u = torch.einsum("bij,...bj->...bi", torch.linalg.inv(grid["A"]), z - grid["center"]) / grid["width"]
+    u = u.reshape(-1, batch, 2).transpose(0, 1).unsqueeze(1)                          # (batch, 1, m, 2) in [-1, 1]
+    image = grid["log_joint"].view(n, n, batch).permute(2, 0, 1).unsqueeze(1)        # (batch, 1, n, n): rows = u_2
+    out = F.grid_sample(image, u, mode="bicubic", padding_mode="border", align_corners=True)[:, 0, 0]   # (batch, m)
+    outside = (F.relu(u[:, 0].abs() - 1) * grid["width"]).pow(2).sum(-1)      # squared distance past the edge
+    return (out - OUTSIDE_PENALTY * outside).transpose(0, 1).reshape(*lead, batch)
 
-    ``stride`` > 1 fits on a :func:`sub_lattice` (faster; score the result on the full one).
+
+def posterior_moments(grid):
+    """Mean ``(batch, 2)`` and covariance ``(batch, 2, 2)`` of each true posterior, from :func:`posterior_grid`."""
+    w = torch.softmax(grid["log_joint"], 0)                                           # (n * n, batch)
+    mean = (w[..., None] * grid["z"]).sum(0)
+    d = grid["z"] - mean
+    return mean, torch.einsum("gb,gbi,gbj->bij", w, d, d)
+
+
+def moment_start(family, grid, seed=0):
+    """``params`` ``(batch, family.size)`` of a q with each true posterior's mean and covariance: a start for
+    :func:`fit_posterior`. A diagonal Gaussian takes the variances only; a flow starts as that diagonal Gaussian,
+    its steps the identity (output weights 0, first-layer weights random from ``seed``, so that they can learn)."""
+    mean, cov = posterior_moments(grid)
+    if isinstance(family, FullCovarianceGaussian):
+        L = torch.linalg.cholesky(cov)
+        rows, cols = torch.tril_indices(2, 2, offset=-1)
+        return torch.cat([mean, inverse_softplus(L.diagonal(dim1=-2, dim2=-1)), L[:, rows, cols]], -1)
+    diagonal = torch.cat([mean, inverse_softplus(cov.diagonal(dim1=-2, dim2=-1).sqrt())], -1)
+    if not isinstance(family, CouplingFlow):
+        return diagonal
+    g = torch.Generator().manual_seed(seed)
+    steps = []
+    for _ in range(family.steps):
+        first = torch.randn(len(mean), family.hidden + family.hidden, generator=g)   # (d_a = 1) w1, b1
+        steps.append(torch.cat([first, torch.zeros(len(mean), family.step_size - first.shape[1])], -1))
+    return torch.cat([diagonal, *steps], -1)
+
+
+def fit_posterior(family, params, grid, steps=200, lr=None, samples=32, seed=0):
+    """Each image's own q: Adam on minus its ELBO from ``params`` ``(batch, size)``, the decoder fixed.
+
+    ``lr`` defaults to 0.05 for a Gaussian and 0.003 for a flow, whose step weights multiply one another (at
+    0.05 or 0.01 the fits of some digits diverged).
+    Each step draws ``samples`` fresh codes from every q and reads log p(x, z) off the lattice
+    (:func:`interpolate_log_joint`) instead of decoding them, so a step costs no decoder call.
     Returns the fitted ``params`` (detached). All images at once; each one's ELBO depends on its row only.
+    Score the result with the decoder itself (:func:`log_weights` with ``params=``), not with the lattice.
     """
-    grid = sub_lattice(grid, stride) if stride > 1 else grid
+    g = torch.Generator().manual_seed(seed)
+    lr = (0.003 if isinstance(family, CouplingFlow) else 0.05) if lr is None else lr
     params = params.detach().clone().requires_grad_()
     optimizer = torch.optim.Adam([params], lr=lr)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
     for _ in range(steps):
-        loss = -grid_elbo(family, params, grid).sum()
+        z, log_q = family.sample(params, torch.randn(samples, len(params), family.latent_dim, generator=g))
+        loss = -(interpolate_log_joint(grid, z) - log_q).mean(0).sum()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
