@@ -175,7 +175,10 @@ def test_ci_reruns_every_notebook_that_trains_under_both_emulated_cpus():
     assert listed == trains, "the notebooks that call fit or an optimizer's step are the ones CI emulates"
     for cpu in ("ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2",
                 "ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=SSE4_2"):
-        assert re.search(rf"env {cpu} \\\n\s*python -m pytest -p tests.conftest \"\$\{{TRAINING_NOTEBOOKS\[@\]\}}\"", ci)
+        assert re.search(rf"env {cpu} \\\n\s*python -m pytest -p tests.conftest \"\$\{{TRAINING_NOTEBOOKS\[@\]\}}\" "
+                         rf"\"\$\{{MEASURING_NOTEBOOKS\[@\]\}}\" answers", ci)
+    measuring = re.search(r"MEASURING_NOTEBOOKS=\((.*?)\)", ci, re.S).group(1).split()
+    assert measuring and all((ROOT / name).exists() and name not in trains for name in measuring)
 
 
 def test_ci_builds_colab_versions_from_the_one_constraints_file():
