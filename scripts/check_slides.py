@@ -4,8 +4,8 @@ Usage: python scripts/check_slides.py [notebooks/NN_name.ipynb ...]   (default: 
        [--width 1280] [--height 720] [--report FILE.md] [--screenshots DIR]
 
 It starts JupyterLab once (on 127.0.0.1, in a temporary folder, on copies of the notebooks with
-their stored outputs), and for each notebook enters the slideshow with jupyterlab-rise's own command
-(`RISE:slideshow`, which opens the deck in a new browser tab), steps through it with the keyboard
+their stored outputs), and for each notebook opens its slideshow where jupyterlab-rise's own command
+(`RISE:slideshow`) opens it, in a new browser tab (/rise/NAME), steps through it with the keyboard
 (Space, as a presenter does; reveal.js's transitions are off, so each slide is measured as soon as it
 is on screen and its images have loaded) and measures each slide: the height of its content and where its
 last visible cell ends. It prints the slide count (and the count the slide metadata predicts) and
@@ -338,14 +338,40 @@ CLOSE_NOTEBOOK = f"""async () => {{
 }}"""
 
 
-def measure(notebooks, width=WIDTH, height=HEIGHT, screenshots=None, on_slide=None, browser=None, lab=None):
+def open_deck_at_url(context, lab, name):
+    """Open ``name``'s deck at the address RISE's command opens (``/rise/NAME?activeCellIndex=0``), in a new tab
+    of ``context``, without first opening the notebook in JupyterLab; the deck's page."""
+    deck = context.new_page()
+    deck.set_default_timeout(TIMEOUT_S * 1000)
+    query = urllib.parse.urlencode({"activeCellIndex": 0, "token": lab["token"]})
+    deck.goto(f"{lab['url']}/rise/{urllib.parse.quote(name)}?{query}", wait_until="commit")
+    deck.wait_for_function(DECK_READY, polling=250)
+    deck.wait_for_function(f"() => ({CURRENT_SLIDE})() !== null", polling=250)
+    return deck
+
+
+def shut_down_sessions(lab, name):
+    """Stop the kernel a deck started for ``name`` (its session on the server), so that decks walked one after
+    another do not leave a kernel each running."""
+    headers = {"Authorization": f"token {lab['token']}"}
+    with urllib.request.urlopen(urllib.request.Request(f"{lab['url']}/api/sessions", headers=headers)) as response:
+        sessions = json.load(response)
+    for session in sessions:
+        if session.get("path") == name:
+            request = urllib.request.Request(f"{lab['url']}/api/sessions/{session['id']}", method="DELETE", headers=headers)
+            urllib.request.urlopen(request).close()
+
+
+def measure(notebooks, width=WIDTH, height=HEIGHT, screenshots=None, on_slide=None, browser=None, lab=None,
+            by_command=()):
     """{notebook name: list of slides measured} for the notebooks (paths), each with its stored outputs.
 
-    One JupyterLab page opens each notebook in turn and its deck with RISE's command, in a tab of the
-    same browser context (which keeps the deck's scripts cached). ``on_slide(name, deck, index, slide)``
-    is called on each slide while it is on screen; ``browser``: a Playwright browser to use (default:
-    launch Chromium here); ``lab``: a running ``jupyter_lab`` that serves the notebooks under their
-    names (default: start one here).
+    Each deck opens in a tab of one browser context (which keeps the deck's scripts cached) at the address
+    RISE's command opens; those whose names are in ``by_command`` are first opened in JupyterLab and entered
+    with the command itself, as a lecturer does (the deck is the same; opening the notebook in JupyterLab
+    first costs a few seconds each). ``on_slide(name, deck, index, slide)`` is called on each slide while it
+    is on screen; ``browser``: a Playwright browser to use (default: launch Chromium here); ``lab``: a
+    running ``jupyter_lab`` that serves the notebooks under their names (default: start one here).
     """
     from playwright.sync_api import sync_playwright
 
@@ -359,12 +385,17 @@ def measure(notebooks, width=WIDTH, height=HEIGHT, screenshots=None, on_slide=No
             stack.callback(browser.close)
         context = browser.new_context(viewport={"width": width, "height": height})
         stack.callback(context.close)
-        page = context.new_page()
-        page.set_default_timeout(TIMEOUT_S * 1000)
+        page = None  # JupyterLab's tab, for the decks entered with RISE's command
         for path in notebooks:
             name = Path(path).name
-            open_notebook(page, lab, name)
-            deck = open_deck(context, page)
+            if name in by_command:
+                if page is None:
+                    page = context.new_page()
+                    page.set_default_timeout(TIMEOUT_S * 1000)
+                open_notebook(page, lab, name)
+                deck = open_deck(context, page)
+            else:
+                deck = open_deck_at_url(context, lab, name)
             if f"/rise/{name}" not in urllib.parse.unquote(deck.url):
                 raise RuntimeError(f"opened the deck {deck.url}, expected {name}")
 
@@ -379,8 +410,11 @@ def measure(notebooks, width=WIDTH, height=HEIGHT, screenshots=None, on_slide=No
                 results[name] = walk(deck, each)
             finally:
                 deck.close()
-                page.bring_to_front()  # JupyterLab's tab, for the next notebook
-                page.evaluate(CLOSE_NOTEBOOK)  # or each deck opened makes the next one slower
+                if name in by_command:
+                    page.bring_to_front()  # JupyterLab's tab
+                    page.evaluate(CLOSE_NOTEBOOK)  # or each deck opened makes the next one slower
+                else:
+                    shut_down_sessions(lab, name)
     return results
 
 

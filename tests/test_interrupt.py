@@ -1,6 +1,7 @@
 """An interrupted browser test leaves nothing running: no JupyterLab server, no kernel, no Chromium.
 
-Runs tests/test_browser.py's explorer test in a pytest of its own, waits until its JupyterLab server,
+Runs tests/test_browser.py's explorer test in a pytest of its own (in a worker process, as the README's
+`pytest` runs it: pytest-xdist's controller passes a SIGTERM on to its workers), waits until its JupyterLab server,
 a kernel and Chromium are all up, then interrupts it as a lecturer's Ctrl-C does (SIGINT to the whole
 process group, as a terminal sends it) or as ``timeout`` and ``kill`` do (SIGTERM to pytest alone), and
 checks that every process that was running under it has ended once pytest has exited. Linux only (the
@@ -54,7 +55,7 @@ def start_time(pid):
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
 def test_an_interrupted_browser_test_leaves_no_process(how, tmp_path):
     pytest_run = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "tests/test_browser.py", "-k", "latent_explorer", "-p", "no:randomly"],
+        [sys.executable, "-m", "pytest", "tests/test_browser.py", "-k", "latent_explorer", "-n", "1"],
         cwd=ROOT, stdout=open(tmp_path / "pytest.log", "w"), stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + UP_S

@@ -220,15 +220,16 @@ def test_iwae_bad_k(trained, k):
         losses.iwae_log_likelihood(model, x[:2], k=k)
 
 
-def test_iwae_k_1000_on_the_bundled_test_set():
-    # The size: k = 1000 on all 2,000 test digits, 784-400-20 (about 20 s on 2 cores).
+def test_iwae_k_1000_on_bundled_test_digits():
+    # k = 1000 on a quarter of the 2,000 test digits, 784-400-20, chunked as on the whole set (the training
+    # scripts score all 2,000 for README's table; that takes about 20 s on 2 cores).
     model = vaelib.load_pretrained("vae_20d")
-    x, _ = vaelib.load_mnist("test")
+    x = vaelib.load_mnist("test")[0][:500]
     torch.manual_seed(0)
     elbo = -vaelib.evaluate(model, x)["loss"]
     torch.manual_seed(0)
     estimate = losses.iwae_log_likelihood(model, x, k=1000)
-    assert estimate.shape == (2000,) and torch.isfinite(estimate).all()
+    assert estimate.shape == (500,) and torch.isfinite(estimate).all()
     assert elbo < estimate.mean() < elbo + 20  # tighter than the ELBO, by a few nats
 
 
