@@ -1,6 +1,7 @@
 """Re-execute notebooks in place, top to bottom, as "Restart kernel and run all" would.
 
 Usage: python scripts/execute_notebooks.py [--time-only] [notebooks/NN_name.ipynb ...]   (default: all)
+       python scripts/execute_notebooks.py --suite
 
 With --time-only the notebooks are not rewritten: they run as the README's test command runs them, one
 after another (-n 0, so that each one's seconds are its own),
@@ -8,6 +9,11 @@ under `pytest` with nbval (strict: every output compared with the stored one, in
 from notebooks/), and the seconds each took are printed with pytest's own total (how LECTURERS.md's
 run times were measured; try it on your own laptop). The notebooks that save a model write it to
 notebooks/checkpoints/, as they do under pytest.
+
+With --suite it runs the README's test command itself (`pytest`, two processes side by side) and prints
+how long the whole run took and where the time went, part by part: the seconds of each part's tests
+(setup, call and teardown, summed over both processes, so the parts add up to about twice the wall
+time), and the slowest tests.
 
 The lessons' launch cells are synced first (scripts/sync_launch_cells.py), each notebook runs in a fresh
 kernel from its own folder, and no per-run timing metadata is stored, so a re-run that changes
@@ -66,7 +72,51 @@ def time_only(paths):
     return out.returncode
 
 
+#: The parts of the README's `pytest`, by the path of a test's file (first match wins).
+PARTS = [("lessons (notebooks/, strict nbval)", "notebooks/"),
+         ("answers (answers/, strict nbval)", "answers/"),
+         ("browser: live explorer, RISE decks, every slide at 1280 x 720", "tests/test_browser.py"),
+         ("interruption: Ctrl-C and SIGTERM leave no process", "tests/test_interrupt.py"),
+         ("unit tests (the rest of tests/)", "tests/")]
+
+
+def seconds_by_part(durations):
+    """From pytest's ``--durations=0`` report (text): ({part: seconds}, {test: seconds}), each test's setup,
+    call and teardown summed."""
+    parts, tests = Counter(), Counter()
+    for line in durations.splitlines():
+        found = re.match(r"([\d.]+)s (?:setup|call|teardown)\s+(\S+)", line)
+        if found:
+            test = found.group(2)
+            part = next((name for name, prefix in PARTS if test.startswith(prefix)), "other")
+            parts[part] += float(found.group(1))
+            tests[test] += float(found.group(1))
+    return parts, tests
+
+
+def suite():
+    """Run the README's `pytest` and print its wall time and the seconds of each part (PARTS)."""
+    command = [sys.executable, "-m", "pytest", "-q", "--durations=0"]
+    start = time.perf_counter()
+    out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    parts, tests = seconds_by_part(out.stdout)
+    summary = [line for line in out.stdout.splitlines() if re.search(r"\d+ (passed|failed)", line)]
+    print(f"pytest: {summary[-1].strip('= ') if summary else '?'}; {wall:.0f} s in all, with pytest's own start")
+    print("seconds of each part's tests, summed over the two processes:")
+    for name, _ in PARTS:
+        print(f"  {parts[name]:6.0f} s  {name}")
+    print("slowest tests:")
+    for test, seconds in tests.most_common(8):
+        print(f"  {seconds:6.1f} s  {test}")
+    if out.returncode:
+        print(out.stdout[-3000:] + out.stderr[-2000:])
+    return out.returncode
+
+
 def main(args):
+    if args == ["--suite"]:
+        return suite()
     paths = [path.resolve() for path in notebooks([a for a in args if a != "--time-only"])]
     if "--time-only" in args:
         return time_only(paths)

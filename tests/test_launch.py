@@ -314,3 +314,24 @@ def test_time_only_runs_notebooks_under_nbval_and_prints_seconds_per_notebook():
     seconds = re.search(r"^00_welcome\.ipynb: ([\d.]+) s$", out.stdout, re.M)
     assert seconds and float(seconds.group(1)) > 0, out.stdout
     assert re.search(r"^total: [\d.]+ s; pytest: \d+ passed", out.stdout, re.M), out.stdout
+
+
+def test_suite_report_sums_each_part_of_the_readme_test_command():
+    """--suite's report: pytest's --durations lines summed per part and per test."""
+    from execute_notebooks import PARTS, seconds_by_part
+
+    report = """============================= slowest durations =============================
+148.95s setup    tests/test_browser.py::test_rise_deck_of_01
+2.00s call     tests/test_browser.py::test_rise_deck_of_01
+53.58s call     tests/test_interrupt.py::test_an_interrupted_browser_test_leaves_no_process[sigterm]
+23.29s call     notebooks/07_beta_and_collapse.ipynb::Cell 2
+1.50s teardown notebooks/07_beta_and_collapse.ipynb::Cell 2
+22.15s call     answers/05_answers.ipynb::Cell 5
+0.50s call     tests/test_losses.py::test_iwae_k_1000_on_bundled_test_digits
+(8 durations < 0.005s hidden.  Use -vv to show these durations.)
+1 passed in 0.10s"""
+    parts, tests = seconds_by_part(report)
+    names = dict((prefix, name) for name, prefix in PARTS)
+    assert parts == {names["tests/test_browser.py"]: 150.95, names["tests/test_interrupt.py"]: 53.58,
+                     names["notebooks/"]: 24.79, names["answers/"]: 22.15, names["tests/"]: 0.5}
+    assert tests.most_common(1) == [("tests/test_browser.py::test_rise_deck_of_01", 150.95)]
