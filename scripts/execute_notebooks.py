@@ -87,7 +87,7 @@ def seconds_by_part(durations):
     for line in durations.splitlines():
         found = re.match(r"([\d.]+)s (?:setup|call|teardown)\s+(\S+)", line)
         if found:
-            test = found.group(2)
+            test = found.group(2).split("::")[0] if ".ipynb::" in found.group(2) else found.group(2)  # a notebook's cells: the notebook
             part = next((name for name, prefix in PARTS if test.startswith(prefix)), "other")
             parts[part] += float(found.group(1))
             tests[test] += float(found.group(1))
@@ -106,7 +106,7 @@ def suite():
     print("seconds of each part's tests, summed over the two processes:")
     for name, _ in PARTS:
         print(f"  {parts[name]:6.0f} s  {name}")
-    print("slowest tests:")
+    print("slowest tests (a notebook: all its cells):")
     for test, seconds in tests.most_common(8):
         print(f"  {seconds:6.1f} s  {test}")
     if out.returncode:

@@ -45,6 +45,7 @@ from repo import notebooks  # noqa: E402
 
 NOTEBOOKS = notebooks()
 NOTEBOOK = ROOT / "notebooks" / "06_latent_explorer.ipynb"
+LIVE = f"explorer/{NOTEBOOK.name}"  # the clean copy the live tests run, on the server
 ARTIFACTS = ROOT / "tests" / "artifacts"
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="Python Playwright is not installed (pip install playwright)")
@@ -107,13 +108,13 @@ def clean_copy(source, target):
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """One JupyterLab server for every test here. It serves a snapshot of every notebook with its stored
-    outputs (for the decks, under their names) and two clean copies of notebook 06 (no outputs, no stored
-    widget state): explorer/ for the live explorer, presenter/ for its slideshow, each with a kernel of
-    its own. Ctrl-C, SIGTERM or SIGHUP stop it, its kernels and the browser (sigterm_interrupts)."""
+    outputs (for the decks, under their names) and a clean copy of notebook 06 (no outputs, no stored
+    widget state) in explorer/, for the live explorer and its slideshow. Ctrl-C, SIGTERM or SIGHUP stop it,
+    its kernels and the browser (sigterm_interrupts)."""
     copies = {p.name: p for p in snapshot(NOTEBOOKS, tmp_path_factory.mktemp("snapshot"))}
     clean = tmp_path_factory.mktemp("clean") / NOTEBOOK.name
     clean_copy(NOTEBOOK, clean)
-    served = {**copies, f"explorer/{NOTEBOOK.name}": clean, f"presenter/{NOTEBOOK.name}": clean}
+    served = {**copies, LIVE: clean}
     with sigterm_interrupts(), jupyter_lab(tmp_path_factory.mktemp("lab"), served) as server:
         yield {**server, "copies": copies}
 
@@ -134,6 +135,27 @@ def browser():
         finally:
             leftovers.extend(p for root in started for p in process_tree(root))
             chromium.close()
+
+
+@pytest.fixture(scope="module")
+def live_06(lab, browser):
+    """Notebook 06 as a student runs it: the clean copy open in JupyterLab with all its cells run, in a browser
+    context of 1280 x 720 (a projector). The live explorer test and 06's slideshow both use it, in that
+    order; running the notebook in the browser once serves both. (context, page)."""
+    context = browser.new_context(viewport={"width": WIDTH, "height": HEIGHT})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_S * 1000)
+    try:
+        open_notebook(page, lab, LIVE)
+        page.wait_for_function(KERNEL_IDLE)
+        page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        page.wait_for_function(ALL_CELLS_RUN, polling=250)
+        yield context, page
+    except Exception:
+        save_failure(page, "failure_06_run.png")
+        raise
+    finally:
+        context.close()
 
 
 def read_pixels(locator, attempts=5):
@@ -185,16 +207,13 @@ def key_to_picture_ms(page, image, handle, presses=10):
     return sorted(times)
 
 
-def test_latent_explorer_live_in_jupyterlab(lab, browser):
+def test_latent_explorer_live_in_jupyterlab(live_06):
     notebook_hash = hashlib.sha256(NOTEBOOK.read_bytes()).hexdigest()
-    page = browser.new_page(viewport={"width": 1280, "height": 1000})
-    page.set_default_timeout(TIMEOUT_S * 1000)
+    _, page = live_06
+    page.set_viewport_size({"width": 1280, "height": 1000})  # a laptop's window, for the screenshots
     start = time.monotonic()
     try:
-        open_notebook(page, lab, f"explorer/{NOTEBOOK.name}")
-        page.wait_for_function(KERNEL_IDLE)
-        page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
-        page.wait_for_function(ALL_CELLS_RUN, polling=250)
+        assert page.evaluate(ALL_CELLS_RUN), "not every cell of 06 has run"
         assert page.evaluate(ERRORS) == [], "a cell failed or wrote to stderr"
 
         # 1. A latent slider of the 2-D explorer, moved with the keyboard.
@@ -235,7 +254,7 @@ def test_latent_explorer_live_in_jupyterlab(lab, browser):
         save_failure(page, "failure.png")
         raise
     finally:
-        page.close()
+        page.set_viewport_size({"width": WIDTH, "height": HEIGHT})
         print(f"browser test: {time.monotonic() - start:.1f} s in the page")
     assert hashlib.sha256(NOTEBOOK.read_bytes()).hexdigest() == notebook_hash, "the repository's notebook changed"
 
@@ -318,21 +337,6 @@ def test_every_slide_fits_1280x720(decks, path):
                           + "\n  ".join(too_tall))
 
 
-RUN_ABOVE_EXERCISES = """() => {
-    const panel = window.jupyterapp.shell.currentWidget;
-    const first = panel.content.widgets.findIndex(c => (c.model.getMetadata("tags") || []).includes("exercise"));
-    const stop = first < 0 ? panel.content.widgets.length : first;
-    panel.content.activeCellIndex = stop;
-    window.jupyterapp.commands.execute(first < 0 ? "notebook:run-all-cells" : "notebook:run-all-above");
-    return stop;
-}"""
-RAN_ABOVE = """(stop) => {
-    const panel = window.jupyterapp.shell.currentWidget;
-    return panel.content.widgets.slice(0, stop).every(c => c.model.type !== "code" || c.model.executionCount !== null)
-        && panel.sessionContext.session.kernel.status === "idle";
-}"""
-
-
 def save_failure(page, name):
     """A screenshot of the page as it was when a browser test failed, in tests/artifacts/."""
     ARTIFACTS.mkdir(exist_ok=True)
@@ -347,21 +351,15 @@ def move_slider_and_compare(page, root):
     return before, wait_until_changed(digit, before)
 
 
-def test_rise_deck_of_06_and_its_explorer(lab, browser):
+def test_rise_deck_of_06_and_its_explorer(lab, live_06):
     """06 as a slideshow, run live: the deck opens with RISE's command and steps through; the explorer's slider
     changes the decoded digit on its slide. jupyterlab-rise 0.43 cannot load the ipywidgets 8 manager
     (jupyterlab-contrib/rise#119: "Shared module @jupyterlab/console doesn't exist"), so where widgets do not
     render in the deck, the documented workaround (LECTURERS.md) is tested instead: the same notebook in
     JupyterLab's presentation mode at 1280 x 720, where the explorer fits the screen and its slider works."""
-    name = f"presenter/{NOTEBOOK.name}"
-    context = browser.new_context(viewport={"width": WIDTH, "height": HEIGHT})
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_S * 1000)
+    name = LIVE
+    context, page = live_06  # run top to bottom (the exercises' checks only print that they are not done)
     try:
-        open_notebook(page, lab, name)
-        page.wait_for_function(KERNEL_IDLE)
-        stop = page.evaluate(RUN_ABOVE_EXERCISES)  # the exercises are the student's to fill in
-        page.wait_for_function(RAN_ABOVE, arg=stop, polling=250)
         assert page.evaluate(ERRORS) == [], "a cell failed or wrote to stderr"
         deck = open_deck(context, page)
         assert f"/rise/{name}" in urllib.parse.unquote(deck.url)
@@ -400,5 +398,3 @@ def test_rise_deck_of_06_and_its_explorer(lab, browser):
     except Exception:
         save_failure(page, "failure_06_slides.png")
         raise
-    finally:
-        context.close()

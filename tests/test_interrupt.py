@@ -6,6 +6,10 @@ a kernel and Chromium are all up, then interrupts it as a lecturer's Ctrl-C does
 process group, as a terminal sends it) or as ``timeout`` and ``kill`` do (SIGTERM to pytest alone), and
 checks that every process that was running under it has ended once pytest has exited. Linux only (the
 process tree is read from /proc); skipped without Chromium or Playwright, like the browser tests.
+
+Not part of the README's `pytest`: each case starts a whole test run of its own (about 80 s of the two
+processes' time for both, which a lecturer checking the series before class does not need). Run them with
+`pytest -m interruption`; CI does, after the README's command.
 """
 
 import os
@@ -22,7 +26,8 @@ from check_slides import CHROMIUM, process_tree
 ROOT = Path(__file__).resolve().parents[1]
 
 pytest.importorskip("playwright.sync_api", reason="Python Playwright is not installed (pip install playwright)")
-pytestmark = [pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)"),
+pytestmark = [pytest.mark.interruption,  # run apart from the README's `pytest`: `pytest -m interruption`
+              pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)"),
               pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree from /proc")]
 
 UP_S = 300  # for the server, a kernel and Chromium to start on a loaded 2-core machine

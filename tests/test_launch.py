@@ -166,6 +166,7 @@ def test_readme_gives_install_open_and_test_commands_and_ci_runs_them():
     ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
     assert install in ci and test in ci
     assert ci.index("pip install torch==2.13.0") < ci.index(install) < ci.index(test)
+    assert "pytest -m interruption" in ci, "the interruption tests, apart from the README's pytest, run in CI"
 
 
 def calls(code, names):
@@ -335,3 +336,4 @@ def test_suite_report_sums_each_part_of_the_readme_test_command():
     assert parts == {names["tests/test_browser.py"]: 150.95, names["tests/test_interrupt.py"]: 53.58,
                      names["notebooks/"]: 24.79, names["answers/"]: 22.15, names["tests/"]: 0.5}
     assert tests.most_common(1) == [("tests/test_browser.py::test_rise_deck_of_01", 150.95)]
+    assert tests["notebooks/07_beta_and_collapse.ipynb"] == 24.79  # a notebook's cells add up
