@@ -17,8 +17,9 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 # The suite runs notebooks beside each other and beside CI's other work: let OpenMP's idle threads spin
-# only briefly, then sleep, in this process and every notebook kernel nbval starts (they inherit the
-# environment), before anything imports torch. vaelib itself leaves the wait alone (see vaelib/threads.py).
+# only briefly, then sleep, in every process started from here (pytest-xdist's workers, the notebook kernels
+# nbval starts: they inherit the environment before they import torch; this process loaded torch with the
+# import below). vaelib itself leaves the wait alone (see vaelib/threads.py).
 try:
     from vaelib.threads import set_wait_policy
     set_wait_policy()

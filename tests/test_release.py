@@ -42,10 +42,15 @@ def code_lines(source):
     return [line.strip() for line in source.splitlines()]
 
 
+def squash(text):
+    """``text`` without whitespace: a reformatted copy of a line is still found."""
+    return re.sub(r"\s+", "", text)
+
+
 def distinctive_lines(solution, shown):
     """Lines of a solution cell that give something away: not blank, not a comment, not an import, not the
     function's signature or docstring, not a call of the check, and not found in ``shown`` (the text of
-    every cell of the series that is not a solution)."""
+    every cell of the series that is not a solution, without whitespace)."""
     lines = []
     in_docstring = False
     for line in code_lines(solution.source):
@@ -56,14 +61,14 @@ def distinctive_lines(solution, shown):
         if not line or line.startswith(("#", "def ", "import ", "from ", "assert vaelib.exercises", "passed =")):
             continue
         code = re.sub(r"\s+#.*$", "", line)  # a trailing comment does not make a line distinctive
-        if len(code) < 8 or contains(shown, code):
+        if len(code) < 8 or squash(code) in shown:
             continue
         lines.append(code)
     return lines
 
 
-SHOWN = "\n".join(cell.source for path in SOURCES for cell in nbformat.read(path, as_version=4).cells
-                  if "solution" not in tags(cell))  # what the series shows outside its solutions
+SHOWN = squash("\n".join(cell.source for path in SOURCES for cell in nbformat.read(path, as_version=4).cells
+                          if "solution" not in tags(cell)))  # what the series shows outside its solutions
 
 
 def notebook_text(nb):
@@ -78,12 +83,6 @@ def notebook_text(nb):
         parts.append(json.dumps(cell.get("attachments", {}), ensure_ascii=False))
     parts.append(json.dumps(nb.metadata, ensure_ascii=False))
     return "\n".join(parts)
-
-
-def contains(text, line):
-    """``line`` in ``text``, whitespace-insensitively (a reformatted copy counts as a copy)."""
-    squash = lambda s: re.sub(r"\s+", "", s)  # noqa: E731
-    return squash(line) in squash(text)
 
 
 @pytest.fixture(scope="module")
@@ -116,15 +115,23 @@ def test_every_notebook_released_valid_and_the_lecturer_files_left_out(release):
     assert release.with_suffix(".zip").is_file()
 
 
-@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.name[:2])
-def test_no_solution_survives(release, source):
-    nb = nbformat.read(source, as_version=4)
-    solutions = [c for c in nb.cells if "solution" in tags(c)]
-    assert solutions, f"{source.name} has no cell tagged 'solution'"
+@pytest.fixture(scope="module")
+def release_texts(release):
+    """{path: text without whitespace} of every file of the release a solution could hide in, each notebook as
+    its cells' text (read and squashed once for all the notebooks' searches)."""
     searched = {p: p.read_text() for p in release.rglob("*") if p.is_file() and p.suffix in (".md", ".py", ".txt", ".yml", ".toml")
                 and "vaelib" not in p.relative_to(release).parts}  # vaelib holds the references the checks compare with
     searched.update({p: notebook_text(nbformat.read(p, as_version=4)) for p in (release / "notebooks").glob("*.ipynb")})
-    original = notebook_text(nb)
+    return {p: squash(text) for p, text in searched.items()}
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.name[:2])
+def test_no_solution_survives(release, release_texts, source):
+    nb = nbformat.read(source, as_version=4)
+    solutions = [c for c in nb.cells if "solution" in tags(c)]
+    assert solutions, f"{source.name} has no cell tagged 'solution'"
+    searched = release_texts
+    original = squash(notebook_text(nb))
     checked = 0
     for cell in solutions:
         if "def " not in cell.source and cell.cell_type == "code":
@@ -133,8 +140,8 @@ def test_no_solution_survives(release, source):
         if cell.cell_type == "code":
             assert lines, f"a solution cell of {source.name} has no line of its own to search for:\n{cell.source}"
         for line in lines:
-            assert contains(original, line)  # the search finds it where it was
-            found = [str(p.relative_to(release)) for p, text in searched.items() if contains(text, line)]
+            assert squash(line) in original  # the search finds it where it was
+            found = [str(p.relative_to(release)) for p, text in searched.items() if squash(line) in text]
             assert not found, f"solution line {line!r} of {source.name} survives in {found}"
             checked += 1
     assert checked

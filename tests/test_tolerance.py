@@ -70,26 +70,55 @@ CASES = [  # (what the cell prints now, its bands, whether nbval passes it); eve
 ]
 
 
-def run_nbval(path, cells):
-    """Write ``cells`` as a notebook at ``path``, run strict nbval on it with this conftest; return
-    the verdicts ``[(PASSED or FAILED, cell number)]`` and pytest's output."""
-    nb = {"cells": cells, "nbformat": 4, "nbformat_minor": 5,
-          "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}}
-    path.write_text(json.dumps(nb))
+def run_nbval(notebooks):
+    """Write each of ``notebooks`` ({path: cells}, all in one folder) and run strict nbval on them in one pytest
+    with this conftest; return ({file name: verdicts [(PASSED or FAILED, cell number)]}, pytest's output)."""
+    for path, cells in notebooks.items():
+        nb = {"cells": cells, "nbformat": 4, "nbformat_minor": 5,
+              "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}}
+        path.write_text(json.dumps(nb))
+    folder = next(iter(notebooks)).parent
     run = subprocess.run([sys.executable, "-m", "pytest", "-p", "tests.conftest", "--nbval", "--nbval-current-env",
-                          "-p", "no:cacheprovider", "-rA", "--rootdir", str(path.parent), str(path)],
+                          "-p", "no:cacheprovider", "-rA", "--rootdir", str(folder), *map(str, notebooks)],
                          cwd=ROOT, capture_output=True, text=True)
-    found = re.findall(rf"(PASSED|FAILED) \S*{re.escape(path.name)}::Cell (\d+)", run.stdout)
-    return [(verdict, int(cell)) for verdict, cell in found], run.stdout + run.stderr
+    verdicts = {}
+    for path in notebooks:
+        found = re.findall(rf"(PASSED|FAILED) \S*{re.escape(path.name)}::Cell (\d+)", run.stdout)
+        verdicts[path.name] = [(verdict, int(cell)) for verdict, cell in found]
+    return verdicts, run.stdout + run.stderr
 
 
-def test_nbval_with_this_conftest_applies_the_bands(tmp_path):
+def trained_cells():
+    """A notebook whose cells stored 146.9 and now print other figures (CASES)."""
+    return [{"cell_type": "code", "execution_count": i + 1, "id": f"case{i}",
+             "metadata": {} if bands is None else {"tolerance": bands},
+             "source": [f"print({printed!r})"], "outputs": [stream("held out 146.9 nats\n")]}
+            for i, (printed, bands, _) in enumerate(CASES)]
+
+
+def interleaved_cells():
+    """Cells that print, display, then print again (as fit's progress bar sits between two prints): the first
+    within its bands, the second outside."""
+    stored = [stream("loss 10.0\n"), {**display("15 epochs"), "metadata": {}},
+              stream("held out 146.9 nats\n")]
+    source = ("from IPython.display import display\n"
+              "class Bar:\n    def __repr__(self): return '15 epochs'\n"
+              "print('loss {}')\ndisplay(Bar())\nprint('held out {} nats')")
+    return [{"cell_type": "code", "execution_count": i + 1, "id": f"case{i}", "metadata": {"tolerance": [0.5, 0, 1.5]},
+             "source": [source.format(*printed)], "outputs": stored}
+            for i, printed in enumerate([("10.2", "146.0"), ("10.2", "148.5")])]
+
+
+@pytest.fixture(scope="module")
+def nbval_run(tmp_path_factory):
+    """Both notebooks run by nbval with this conftest, in one pytest (a pytest and its kernels take seconds to start)."""
+    folder = tmp_path_factory.mktemp("nbval")
+    return run_nbval({folder / "trained.ipynb": trained_cells(), folder / "interleaved.ipynb": interleaved_cells()})
+
+
+def test_nbval_with_this_conftest_applies_the_bands(nbval_run):
     """The hook as nbval runs it: a notebook whose cells stored 146.9 and now print other figures."""
-    cells = [{"cell_type": "code", "execution_count": i + 1, "id": f"case{i}",
-              "metadata": {} if bands is None else {"tolerance": bands},
-              "source": [f"print({printed!r})"], "outputs": [stream("held out 146.9 nats\n")]}
-             for i, (printed, bands, _) in enumerate(CASES)]
-    found, out = run_nbval(tmp_path / "trained.ipynb", cells)
+    found, out = nbval_run[0]["trained.ipynb"], nbval_run[1]
     verdicts = {cell: verdict for verdict, cell in found}
     first = min(verdicts, default=0)   # nbval 0.11 numbers cells from 0; later releases from 1
     for i, (printed, bands, passes) in enumerate(CASES):
@@ -97,15 +126,7 @@ def test_nbval_with_this_conftest_applies_the_bands(tmp_path):
             f"cell printing {printed!r} with bands {bands}\n{out[-3000:]}"
 
 
-def test_nbval_applies_the_bands_in_file_order_around_a_display(tmp_path):
+def test_nbval_applies_the_bands_in_file_order_around_a_display(nbval_run):
     """A cell that prints, displays, then prints again (as fit's progress bar sits between two prints)."""
-    stored = [stream("loss 10.0\n"), {**display("15 epochs"), "metadata": {}},
-              stream("held out 146.9 nats\n")]
-    source = ("from IPython.display import display\n"
-              "class Bar:\n    def __repr__(self): return '15 epochs'\n"
-              "print('loss {}')\ndisplay(Bar())\nprint('held out {} nats')")
-    cells = [{"cell_type": "code", "execution_count": i + 1, "id": f"case{i}", "metadata": {"tolerance": [0.5, 0, 1.5]},
-              "source": [source.format(*printed)], "outputs": stored}
-             for i, printed in enumerate([("10.2", "146.0"), ("10.2", "148.5")])]
-    found, out = run_nbval(tmp_path / "interleaved.ipynb", cells)
+    found, out = nbval_run[0]["interleaved.ipynb"], nbval_run[1]
     assert [verdict for verdict, _ in found] == ["PASSED", "FAILED"], out[-3000:]

@@ -34,7 +34,6 @@ cgroup CPU quota, as on Binder or in a container, where ``os.cpu_count()`` shows
 
 import math
 import os
-import sys
 import time
 
 #: What :func:`set_wait_policy` asks OpenMP for (the test suite; see the module docstring): any OpenMP
@@ -51,13 +50,16 @@ MAX_THREADS = 2
 #: Clock ticks per second of /proc/stat's counters.
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
-#: If torch loaded before vaelib, the wait settings as they were then (later changes come too late for it).
-_BEFORE_VAELIB = dict(os.environ) if "torch" in sys.modules else None
+#: The environment as vaelib found it. OpenMP reads its wait settings once, when torch loads: that is right
+#: after this line if vaelib loads torch (``import vaelib`` does), or was earlier if torch was imported first.
+#: A change made later reaches only processes started afterwards.
+_AT_IMPORT = dict(os.environ)
 
 
 def set_wait_policy():
     """Put the test suite's wait settings in the environment unless ``OMP_WAIT_POLICY`` is already set;
-    return :func:`wait_policy`'s description of what is in force for OpenMP runtimes started from now on.
+    return the description (as :func:`wait_policy` words it) of the settings OpenMP runtimes started from now
+    on will use.
     vaelib does not call it; ``tests/conftest.py`` does, for the notebooks it runs side by side.
 
     It only takes effect if torch has not been imported yet in this process, and it is inherited
@@ -84,11 +86,11 @@ def wait_policy():
     ``"PASSIVE, GOMP_SPINCOUNT=1000"`` (:func:`set_wait_policy`, as the test suite runs), ``"PASSIVE"``
     or ``"ACTIVE"``.
 
-    OpenMP read the environment when torch loaded. If vaelib was imported first, that is the
-    environment now (set it before the first ``import torch``); if torch was, it is the environment as
-    vaelib found it, since a later change reaches only child processes.
+    OpenMP read the environment when torch loaded, so this describes the environment as vaelib found it
+    (``import vaelib`` loads torch; if torch was imported first, set the variables before that). A change
+    made after the import reaches only child processes, and is not reported here.
     """
-    return _describe(os.environ if _BEFORE_VAELIB is None else _BEFORE_VAELIB)
+    return _describe(_AT_IMPORT)
 
 
 def _read_quota(directory):
