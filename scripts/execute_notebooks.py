@@ -57,15 +57,10 @@ def time_only(paths):
     start = time.perf_counter()
     out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - start
-    seconds = Counter()
-    for line in out.stdout.splitlines():
-        found = re.match(r"([\d.]+)s (?:setup|call|teardown)\s+(\S+?\.ipynb)::", line)
-        if found:
-            seconds[found.group(2)] += float(found.group(1))
+    _, seconds = seconds_by_part(out.stdout)  # per notebook: all its cells
     for path in paths:
         print(f"{path.name}: {seconds[str(path.relative_to(ROOT))]:.1f} s")
-    summary = [line for line in out.stdout.splitlines() if re.search(r"\d+ (passed|failed)", line)]
-    print(f"total: {sum(seconds.values()):.1f} s; pytest: {summary[-1].strip('= ') if summary else '?'}; "
+    print(f"total: {sum(seconds.values()):.1f} s; pytest: {pytest_summary(out.stdout)}; "
           f"{wall:.1f} s with pytest's own start")
     if out.returncode:
         print(out.stdout[-3000:] + out.stderr[-2000:])
@@ -94,6 +89,12 @@ def seconds_by_part(durations):
     return parts, tests
 
 
+def pytest_summary(output):
+    """pytest's last line of counts ("12 passed in 3.45s"), or "?"."""
+    summary = [line for line in output.splitlines() if re.search(r"\d+ (passed|failed)", line)]
+    return summary[-1].strip("= ") if summary else "?"
+
+
 def suite():
     """Run the README's `pytest` and print its wall time and the seconds of each part (PARTS)."""
     command = [sys.executable, "-m", "pytest", "-q", "--durations=0"]
@@ -101,8 +102,7 @@ def suite():
     out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - start
     parts, tests = seconds_by_part(out.stdout)
-    summary = [line for line in out.stdout.splitlines() if re.search(r"\d+ (passed|failed)", line)]
-    print(f"pytest: {summary[-1].strip('= ') if summary else '?'}; {wall:.0f} s in all, with pytest's own start")
+    print(f"pytest: {pytest_summary(out.stdout)}; {wall:.0f} s in all, with pytest's own start")
     print("seconds of each part's tests, summed over the two processes:")
     for name, _ in PARTS:
         print(f"  {parts[name]:6.0f} s  {name}")
