@@ -26,16 +26,17 @@ import sys
 import time
 from collections import Counter
 
-import nbformat
-from vaelib.threads import set_wait_policy
-from nbconvert.preprocessors import ExecutePreprocessor
 from repo import ROOT, notebooks
 from sync_launch_cells import repository_url, sync_notebook
 
-set_wait_policy()  # as the test suite (tests/conftest.py): the kernels started here run beside other work
-
 
 def execute(path, timeout=600):
+    # Imported here: --time-only and --suite only start pytest, and need neither nbconvert nor torch.
+    import nbformat
+    from nbconvert.preprocessors import ExecutePreprocessor
+    from vaelib.threads import set_wait_policy
+
+    set_wait_policy()  # as the test suite (tests/conftest.py): the kernels started here run beside other work
     if path.parent.name == "notebooks":   # the lessons' launch cells; answers/ has none (not for students)
         sync_notebook(path, repository_url())
     nb = nbformat.read(path, as_version=4)

@@ -4,6 +4,7 @@ import ast
 import json
 import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -186,9 +187,18 @@ def test_ci_reruns_every_notebook_that_trains_under_both_emulated_cpus():
     for cpu in ("ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2",
                 "ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=SSE4_2"):
         assert re.search(rf"env {cpu} \\\n\s*python -m pytest -p tests.conftest \"\$\{{TRAINING_NOTEBOOKS\[@\]\}}\" "
-                         rf"\"\$\{{MEASURING_NOTEBOOKS\[@\]\}}\" answers", ci)
+                         rf"\"\$\{{MEASURING_NOTEBOOKS\[@\]\}}\" \"\$\{{THEIR_ANSWERS\[@\]\}}\"", ci)
     measuring = re.search(r"MEASURING_NOTEBOOKS=\((.*?)\)", ci, re.S).group(1).split()
     assert measuring and all((ROOT / name).exists() and name not in trains for name in measuring)
+    # their answers, as the script builds the list: every answer that trains is among them
+    lists = ci[ci.index("TRAINING_NOTEBOOKS=("):ci.index("failed=()")]
+    answers = subprocess.run(["bash", "-c", lists + '\nprintf "%s\\n" "${THEIR_ANSWERS[@]}"'],
+                             capture_output=True, text=True, check=True).stdout.split()
+    assert answers == [f"answers/{Path(name).name[:2]}_answers.ipynb" for name in listed + measuring]
+    assert all((ROOT / name).exists() for name in answers)
+    training_answers = [f"answers/{p.name}" for p in sorted((ROOT / "answers").glob("*.ipynb"))
+                        if calls("\n".join(source(c) for c in cells(p) if c["cell_type"] == "code"), {"fit", "step"})]
+    assert training_answers and set(training_answers) <= set(answers)
 
 
 def test_ci_builds_colab_versions_from_the_one_constraints_file():
