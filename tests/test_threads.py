@@ -31,9 +31,7 @@ def test_vaelib_leaves_the_wait_alone_in_either_import_order():
         code = (f"{first}; import os; print('OMP_WAIT_POLICY' in os.environ); print(vaelib.threads.wait_policy()); "
                 "os.environ['OMP_WAIT_POLICY'] = 'passive'; print(vaelib.threads.wait_policy())")
         assert python(code) == ["False", "default", "default"]
-    # a policy set in the process before torch loaded (a cell of the user's own) is reported as in force
-    code = "import os; os.environ['OMP_WAIT_POLICY'] = 'passive'; import torch, vaelib; print(vaelib.threads.wait_policy())"
-    assert python(code) == ["PASSIVE"]
+    # (a policy set in the process before torch loads is reported as in force: the affinity test below)
 
 
 def test_a_policy_or_spin_count_chosen_by_the_user_is_kept(monkeypatch):
@@ -46,13 +44,6 @@ def test_a_policy_or_spin_count_chosen_by_the_user_is_kept(monkeypatch):
     assert threads.set_wait_policy() == "PASSIVE, GOMP_SPINCOUNT=50000"
 
 
-def test_kernels_this_test_run_starts_have_the_suites_wait_settings():
-    # tests/conftest.py puts them in the environment before the first kernel starts: nbval's kernels inherit it
-    kernel = subprocess.run([sys.executable, "-c", "import vaelib; print(vaelib.threads.wait_policy())"], cwd=ROOT,
-                            env=os.environ, capture_output=True, text=True, check=True)
-    assert kernel.stdout.strip() == SUITE
-
-
 def test_the_set_up_cell_leaves_threads_to_vaelib():
     from sync_launch_cells import repository_url, setup_source
 
@@ -61,11 +52,15 @@ def test_the_set_up_cell_leaves_threads_to_vaelib():
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity on this platform")
-def test_available_cpus_follows_the_affinity_mask_and_a_policy_set_before_python_starts_counts():
-    code = "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); import torch, vaelib; " \
-           "print(vaelib.threads.available_cpus(), vaelib.threads.default_threads(), vaelib.threads.wait_policy())"
-    assert python(code, OMP_WAIT_POLICY="passive") == ["1", "1", "PASSIVE"]
-    assert python(code, OMP_WAIT_POLICY="passive", GOMP_SPINCOUNT="1000") == ["1", "1", *SUITE.split()]
+def test_a_policy_set_before_torch_loads_is_in_force_and_cpus_follow_the_affinity_mask():
+    report = "os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); import torch, vaelib; " \
+             "print(vaelib.threads.available_cpus(), vaelib.threads.default_threads(), vaelib.threads.wait_policy())"
+    # set in the process, before torch loads (a cell of the user's own): reported as in force
+    assert python(f"import os; os.environ['OMP_WAIT_POLICY'] = 'passive'; {report}") == ["1", "1", "PASSIVE"]
+    # set before Python starts: the environment tests/conftest.py gives this test run, which nbval's kernels inherit
+    kernel = subprocess.run([sys.executable, "-c", f"import os; {report}"], cwd=ROOT, env=os.environ,
+                            capture_output=True, text=True, check=True)
+    assert kernel.stdout.split() == ["1", "1", *SUITE.split()]
 
 
 def write(path, text):
