@@ -34,9 +34,7 @@ def execute(path, timeout=600):
     # Imported here: --time-only and --suite only start pytest, and need neither nbconvert nor torch.
     import nbformat
     from nbconvert.preprocessors import ExecutePreprocessor
-    from vaelib.threads import set_wait_policy
 
-    set_wait_policy()  # as the test suite (tests/conftest.py): the kernels started here run beside other work
     if path.parent.name == "notebooks":   # the lessons' launch cells; answers/ has none (not for students)
         sync_notebook(path, repository_url())
     nb = nbformat.read(path, as_version=4)
@@ -121,6 +119,9 @@ def main(args):
     paths = [path.resolve() for path in notebooks([a for a in args if a != "--time-only"])]
     if "--time-only" in args:
         return time_only(paths)
+    from vaelib.threads import set_wait_policy  # imports torch: only here, where notebooks are rewritten
+
+    set_wait_policy()  # as the test suite (tests/conftest.py): the kernels started here run beside other work
     total = 0.0
     for path in paths:
         seconds = execute(path)

@@ -216,8 +216,7 @@ def test_latent_explorer_live_in_jupyterlab(live_06):
         # every cell has run (live_06 waited for that); the kernel may be busy a moment longer, answering the
         # first messages of the widgets just drawn
         page.wait_for_function(ALL_CELLS_RUN, polling=250)
-        errors = page.evaluate(ERRORS)
-        assert errors == [], f"a cell failed or wrote to stderr: {errors}"
+        assert not (errors := page.evaluate(ERRORS)), f"a cell failed or wrote to stderr: {errors}"
 
         # 1. A latent slider of the 2-D explorer, moved with the keyboard.
         explorer = page.locator(".vaelib-latent-sliders").first

@@ -27,6 +27,11 @@ def source(cell):
     return "".join(cell["source"])
 
 
+def code_of(path):
+    """The text of a notebook's code cells."""
+    return "\n".join(source(c) for c in cells(path) if c["cell_type"] == "code")
+
+
 def tagged(path, tag):
     found = [c for c in cells(path) if tag in c.get("metadata", {}).get("tags", [])]
     assert len(found) == 1, f"{path.name}: expected one cell tagged {tag!r}, found {len(found)}"
@@ -181,8 +186,7 @@ def calls(code, names):
 def test_ci_reruns_every_notebook_that_trains_under_both_emulated_cpus():
     ci = (ROOT / ".ci" / "run").read_text()
     listed = re.search(r"TRAINING_NOTEBOOKS=\((.*?)\)", ci, re.S).group(1).split()
-    code = {p: "\n".join(source(c) for c in cells(p) if c["cell_type"] == "code") for p in NOTEBOOKS}
-    trains = [f"notebooks/{p.name}" for p, text in code.items() if calls(text, {"fit", "step"})]
+    trains = [f"notebooks/{p.name}" for p in NOTEBOOKS if calls(code_of(p), {"fit", "step"})]
     assert listed == trains, "the notebooks that call fit or an optimizer's step are the ones CI emulates"
     for cpu in ("ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2",
                 "ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=SSE4_2"):
@@ -197,7 +201,7 @@ def test_ci_reruns_every_notebook_that_trains_under_both_emulated_cpus():
     assert answers == [f"answers/{Path(name).name[:2]}_answers.ipynb" for name in listed + measuring]
     assert all((ROOT / name).exists() for name in answers)
     training_answers = [f"answers/{p.name}" for p in sorted((ROOT / "answers").glob("*.ipynb"))
-                        if calls("\n".join(source(c) for c in cells(p) if c["cell_type"] == "code"), {"fit", "step"})]
+                        if calls(code_of(p), {"fit", "step"})]
     assert training_answers and set(training_answers) <= set(answers)
 
 
